@@ -1,0 +1,3 @@
+from cephstack.cli import main
+
+raise SystemExit(main())
