@@ -1,0 +1,191 @@
+"""Run a plan against the cluster.
+
+Work is grouped in rounds of independent commands sent concurrently, so the monitor
+folds them into few commits: (1) create pools and users, change caps and existing
+pools; (2) initialise the new pools and set what `osd pool create` cannot (min_size,
+quotas); (3) write keyring files. A failure stops after the round it happened in;
+what was done stays done and a re-run converges.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cephstack.caps import as_command_list
+from cephstack.ceph.adapter import CephConnection
+from cephstack.ceph.observe import ClusterState
+from cephstack.errors import CephstackError, PlanRefused
+from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_secret_file
+from cephstack.plan import (
+    Action, Change, CreateClient, CreatePool, FixKeyringAccess, InitPool, Plan, UpdateCaps,
+    UpdatePool, WriteKeyring,
+)
+
+Progress = Callable[[str], None]
+
+_POOL_SETTING = {  # plan field -> `osd pool set` variable
+    "pg_num": "pg_num", "size": "size", "min_size": "min_size", "crush_rule": "crush_rule",
+    "autoscale": "pg_autoscale_mode", "target_size_ratio": "target_size_ratio",
+}
+
+
+class ApplyFailed(CephstackError):
+    def __init__(self, done: list[str], failures: list[tuple[str, Exception]]) -> None:
+        lines = [f"  {what}: {err}" for what, err in failures]
+        super().__init__(
+            f"apply stopped: {len(failures)} step(s) failed, {len(done)} done and kept:\n"
+            + "\n".join(lines),
+            hint="fix the cause and run apply again: it continues from where it stopped")
+        self.done = done
+        self.failures = failures
+
+
+@dataclass
+class ApplyResult:
+    done: list[str] = field(default_factory=list)
+    commands_sent: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Step:
+    what: str
+    run: Callable[[], object]
+
+
+def _check_allowed(plan: Plan, allow_disruptive: bool) -> None:
+    if plan.refusals:
+        raise PlanRefused("the plan cannot be applied:\n" + "\n".join(
+            f"  {r}" for r in plan.refusals))
+    if plan.disruptive and not allow_disruptive:
+        lines = [f"  {a.address}: {c.field} {c.before} -> {c.after} ({c.why})"
+                 for a in plan.disruptive for c in a.changes() if c.disruptive]
+        raise PlanRefused("the plan holds disruptive changes; nothing was applied:\n"
+                          + "\n".join(lines),
+                          hint="review them, then re-run with --allow-disruptive")
+
+
+def _pool_set(conn: CephConnection, pool: str, change: Change) -> None:
+    if change.field.startswith("quota_"):
+        conn.mon("osd pool set-quota", pool=pool, field=change.field.removeprefix("quota_"),
+                 val=str(change.after))
+    else:
+        conn.mon("osd pool set", pool=pool, var=_POOL_SETTING[change.field],
+                 val=str(change.after))
+
+
+def _create_pool(conn: CephConnection, action: CreatePool) -> None:
+    p = action.pool
+    args: dict[str, object] = {"pool": p.name, "pg_num": p.pg_num, "pgp_num": p.pg_num,
+                               "pool_type": "replicated",
+                               "autoscale_mode": "on" if p.autoscale else "off"}
+    if p.size is not None:
+        args["size"] = p.size
+    if p.crush_rule is not None:
+        args["rule"] = p.crush_rule
+    if p.target_size_ratio is not None:
+        args["target_size_ratio"] = p.target_size_ratio
+    conn.mon("osd pool create", **args)
+
+
+def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> list[_Step]:
+    steps = []
+    for a in plan.actions:
+        if isinstance(a, CreatePool):
+            steps.append(_Step(f"+ pool {a.pool.name}", lambda a=a: _create_pool(conn, a)))
+        elif isinstance(a, CreateClient):
+            def create(a: CreateClient = a) -> None:
+                out = conn.mon("auth get-or-create", entity=a.entity,
+                               caps=as_command_list(a.caps))
+                keys[a.entity] = Secret(out[0]["key"])
+            steps.append(_Step(f"+ {a.entity}", create))
+        elif isinstance(a, UpdateCaps):
+            steps.append(_Step(f"~ {a.entity} caps", lambda a=a: conn.mon(
+                "auth caps", entity=a.entity, caps=as_command_list(a.after))))
+        elif isinstance(a, InitPool):
+            steps.append(_Step(f"~ pool {a.name}: rbd pool init",
+                               lambda a=a: conn.pool_init(a.name)))
+        elif isinstance(a, UpdatePool):
+            def update(a: UpdatePool = a) -> None:
+                # One pool's settings in order: size must grow before min_size follows.
+                for change in sorted(a.pool_changes, key=lambda c: c.field != "size"):
+                    _pool_set(conn, a.name, change)
+            steps.append(_Step(f"~ pool {a.name}", update))
+    return steps
+
+
+def _round_two(conn: CephConnection, plan: Plan) -> list[_Step]:
+    steps = []
+    for a in plan.actions:
+        if not isinstance(a, CreatePool):
+            continue
+        p = a.pool
+        steps.append(_Step(f"+ pool {p.name}: rbd pool init",
+                           lambda name=p.name: conn.pool_init(name)))
+        follow_up = [Change("min_size", None, p.min_size)] if p.min_size else []
+        follow_up += [Change(f"quota_{f}", None, v) for f, v in
+                      (("max_bytes", p.quota.max_bytes), ("max_objects", p.quota.max_objects))
+                      if v]
+        for change in follow_up:
+            steps.append(_Step(f"+ pool {p.name}: {change.field} {change.after}",
+                               lambda c=change, name=p.name: _pool_set(conn, name, c)))
+    return steps
+
+
+def _round_three(plan: Plan, state: ClusterState, keys: dict[str, Secret]) -> list[_Step]:
+    steps = []
+    for a in plan.actions:
+        if isinstance(a, WriteKeyring):
+            def write(a: WriteKeyring = a) -> None:
+                key = keys.get(a.entity) or state.clients[a.entity].key
+                write_secret_file(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group)
+            steps.append(_Step(f"{a.symbol} keyring {a.path}", write))
+        elif isinstance(a, FixKeyringAccess):
+            steps.append(_Step(f"~ keyring {a.path}: access", lambda a=a: set_file_access(
+                a.path, a.mode, a.owner, a.group)))
+    return steps
+
+
+def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
+               progress: Progress) -> None:
+    failures: list[tuple[str, Exception]] = []
+    lock = threading.Lock()  # progress lines from concurrent steps must not interleave
+
+    def attempt(step: _Step) -> None:
+        try:
+            step.run()
+        except Exception as e:  # collected: the other steps of the round still finish
+            with lock:
+                failures.append((step.what, e))
+        else:
+            with lock:
+                result.done.append(step.what)
+                progress(f"{step.what}: done")
+
+    conn.concurrently([lambda s=s: attempt(s) for s in steps])
+    if failures:
+        raise ApplyFailed(result.done, failures)
+
+
+def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
+               allow_disruptive: bool = False, progress: Progress = lambda _: None) -> ApplyResult:
+    """Carry out `plan` (made from `state`). Raises PlanRefused before any change when the
+    plan is refused or holds disruptive actions that are not allowed."""
+    _check_allowed(plan, allow_disruptive)
+    started, sent_before = time.monotonic(), conn.commands_sent
+    result = ApplyResult()
+    keys: dict[str, Secret] = {}
+    try:
+        for steps in (_round_one(conn, plan, keys), _round_two(conn, plan),
+                      _round_three(plan, state, keys)):
+            _run_round(conn, steps, result, progress)
+    finally:
+        result.commands_sent = conn.commands_sent - sent_before
+        result.seconds = time.monotonic() - started
+    return result
+
+
+__all__ = ["Action", "ApplyFailed", "ApplyResult", "apply_plan"]

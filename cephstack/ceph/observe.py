@@ -1,0 +1,115 @@
+"""observe(): read the cluster once into ClusterState (facts only, no changes).
+
+A fixed set of read-only mon commands, sent concurrently, whatever the number of pools
+and users: pools with their settings, crush rules, auth entities, OSD counts and the
+PG-per-OSD limit. Keyring files named by the spec are read from disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from cephstack.ceph.adapter import CephConnection
+from cephstack.errors import CephCommandError
+from cephstack.keyfiles import FileState, Secret, read_keyring_file
+
+DEFAULT_MAX_PG_PER_OSD = 250  # Ceph's default for mon_max_pg_per_osd
+
+
+@dataclass(frozen=True)
+class PoolState:
+    name: str
+    pg_num: int
+    size: int
+    min_size: int
+    crush_rule: str
+    autoscale_mode: str
+    target_size_ratio: float
+    applications: tuple[str, ...]
+    quota_max_bytes: int
+    quota_max_objects: int
+
+
+@dataclass(frozen=True)
+class ClientState:
+    entity: str
+    caps: dict[str, str]
+    key: Secret
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    fsid: str
+    pools: dict[str, PoolState] = field(default_factory=dict)
+    clients: dict[str, ClientState] = field(default_factory=dict)
+    keyring_files: dict[str, FileState] = field(default_factory=dict)
+    osds_in: int = 0
+    max_pg_per_osd: int = DEFAULT_MAX_PG_PER_OSD
+
+    def fingerprint(self) -> str:
+        """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
+        facts = {
+            "fsid": self.fsid,
+            "pools": {n: vars(p) for n, p in self.pools.items()},
+            "clients": {n: [c.caps, c.key.reveal()] for n, c in self.clients.items()},
+            "files": {p: [f.exists, f.key.reveal() if f.key else None, f.mode, f.owner, f.group]
+                      for p, f in self.keyring_files.items()},
+            "osds_in": self.osds_in,
+            "max_pg_per_osd": self.max_pg_per_osd,
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:
+    pools = {}
+    for p in detail:
+        pools[p["pool_name"]] = PoolState(
+            name=p["pool_name"],
+            # pg_num_target: where a pending pg_num change is heading.
+            pg_num=p.get("pg_num_target", p["pg_num"]),
+            size=p["size"],
+            min_size=p["min_size"],
+            crush_rule=rules.get(p["crush_rule"], str(p["crush_rule"])),
+            autoscale_mode=p.get("pg_autoscale_mode", "off"),
+            target_size_ratio=float(p.get("options", {}).get("target_size_ratio", 0.0)),
+            applications=tuple(sorted(p.get("application_metadata", {}))),
+            quota_max_bytes=p.get("quota_max_bytes", 0),
+            quota_max_objects=p.get("quota_max_objects", 0),
+        )
+    return pools
+
+
+def _max_pg_per_osd(conn: CephConnection) -> int:
+    try:
+        return int(conn.mon("config get", who="mon", key="mon_max_pg_per_osd"))
+    except (CephCommandError, TypeError, ValueError):
+        return DEFAULT_MAX_PG_PER_OSD
+
+
+def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -> ClusterState:
+    """Read the cluster's state. `keyring_paths`: entity -> keyring file to inspect."""
+    detail, rules, auth, osd_stat, max_pg = conn.concurrently([
+        lambda: conn.mon("osd pool ls", detail="detail"),
+        lambda: conn.mon("osd crush rule dump"),
+        lambda: conn.mon("auth ls"),
+        lambda: conn.mon("osd stat"),
+        lambda: _max_pg_per_osd(conn),
+    ])
+    rule_names = {r["rule_id"]: r["rule_name"] for r in rules or []}
+    clients = {
+        e["entity"]: ClientState(e["entity"], dict(e.get("caps", {})), Secret(e.get("key", "")))
+        for e in (auth or {}).get("auth_dump", [])
+        if e["entity"].startswith("client.")
+    }
+    files = {entity: read_keyring_file(path, entity)
+             for entity, path in (keyring_paths or {}).items()}
+    return ClusterState(
+        fsid=conn.fsid(),
+        pools=_pools(detail or [], rule_names),
+        clients=clients,
+        keyring_files=files,
+        osds_in=int((osd_stat or {}).get("num_in_osds", 0)),
+        max_pg_per_osd=max_pg,
+    )

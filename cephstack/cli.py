@@ -1,0 +1,273 @@
+"""The cephstack command line: the only place that prints, prompts and picks exit codes.
+
+Heavy imports (yaml, rados) happen inside the commands, so `--help` and a no-op apply
+start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cephstack import __version__
+from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, CephstackError
+
+EXIT_CODES = f"""\
+exit codes:
+  0  success (plan: no changes, or changes without --detailed-exitcode)
+  {EXIT_FAILED}  failure: a Ceph command failed, the plan was refused or did not converge
+  {EXIT_BAD_INPUT}  bad input: invalid spec or arguments; with plan --detailed-exitcode: changes
+  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
+"""
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- shared option groups ---------------------------------------------------------
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", choices=("text", "json"), default="text",
+                   help="text for people, json for machines (default: text)")
+
+
+def _add_cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--spec", default="cephstack.yaml",
+                   help="spec file (default: cephstack.yaml)")
+    g = p.add_argument_group("reaching the cluster (override the spec's cluster: section)")
+    g.add_argument("--conf", help="ceph.conf path")
+    g.add_argument("--keyring", help="admin keyring path")
+    g.add_argument("--id", dest="client", help="admin client name, e.g. client.admin")
+    g.add_argument("--connect-timeout", type=float, help="seconds (default 10)")
+
+
+def _load(args: argparse.Namespace):
+    from cephstack.spec import load_spec
+
+    return load_spec(args.spec)
+
+
+def _connect(args: argparse.Namespace, spec):
+    from cephstack.ceph.adapter import CephConnection, ClusterAccess
+
+    c = spec.cluster
+    client = args.client or c.client
+    if not client.startswith("client."):
+        client = f"client.{client}"
+    return CephConnection(ClusterAccess(
+        conf=args.conf or c.conf, keyring=args.keyring or c.keyring, client=client,
+        connect_timeout=args.connect_timeout or c.connect_timeout))
+
+
+def _observe(conn, spec):
+    from cephstack.catalog import desired_clients
+    from cephstack.ceph.observe import observe
+
+    paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
+    return observe(conn, paths)
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from cephstack.plan import make_plan
+    from cephstack.report import dumps, plan_json, plan_text
+
+    spec = _load(args)
+    with _connect(args, spec) as conn:
+        state = _observe(conn, spec)
+        plan = make_plan(spec, state)
+    if args.output == "json":
+        _out(dumps(plan_json(plan, mon_commands=conn.commands_sent)))
+    else:
+        _out(plan_text(plan))
+    if plan.refusals:
+        return EXIT_FAILED
+    return 2 if args.detailed_exitcode and not plan.empty else 0
+
+
+def _confirm(args: argparse.Namespace) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        _err("error: not a terminal and --yes not given: nothing applied")
+        return False
+    answer = input("Apply these changes? Only 'yes' is accepted: ")
+    return answer.strip() == "yes"
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from cephstack.apply import apply_plan
+    from cephstack.plan import make_plan
+    from cephstack.report import dumps, plan_json, plan_text
+
+    spec = _load(args)
+    as_json = args.output == "json"
+    with _connect(args, spec) as conn:
+        state = _observe(conn, spec)
+        plan = make_plan(spec, state)
+        if not as_json:
+            _out(plan_text(plan))
+        if plan.empty:
+            if as_json:
+                _out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent)))
+            return 0
+        if not plan.refusals and not (plan.disruptive and not args.allow_disruptive):
+            if not _confirm(args):
+                return EXIT_FAILED
+        progress = (lambda _: None) if as_json else (lambda line: _err(f"  {line}"))
+        result = apply_plan(conn, plan, state, allow_disruptive=args.allow_disruptive,
+                            progress=progress)
+        # Converged means: observing again finds nothing left to do.
+        after = make_plan(spec, _observe(conn, spec))
+    if as_json:
+        _out(dumps(plan_json(plan, applied=result.done, seconds=round(result.seconds, 3),
+                             mon_commands=conn.commands_sent, converged=after.empty)))
+    else:
+        _out(f"Apply complete: {len(result.done)} step(s) in {result.seconds:.1f} s, "
+             f"{result.commands_sent} mon command(s).")
+    if not after.empty:
+        _err("error: the cluster still differs from the spec after apply:\n"
+             + plan_text(after))
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from cephstack.defaults import DEFAULT_SPEC
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        _err(f"error: {out} exists; use --force to overwrite it")
+        return EXIT_FAILED
+    text = DEFAULT_SPEC
+    replacements = {
+        "  conf: /etc/ceph/ceph.conf": args.conf and f"  conf: {args.conf}",
+        "  keyring: /etc/ceph/ceph.client.admin.keyring": args.keyring
+        and f"  keyring: {args.keyring}",
+        "  directory: /var/openstack/ceph": args.keyring_dir
+        and f"  directory: {args.keyring_dir}",
+    }
+    for old, new in replacements.items():
+        if new:
+            text = text.replace(old, new, 1)
+    out.write_text(text)
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "spec": str(out)}))
+    else:
+        _out(f"Wrote {out}. Next: cephstack plan -f {out}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from cephstack.sandbox import Sandbox
+
+    box = Sandbox(args.dir)
+    if args.action == "up":
+        if args.output == "text":
+            _err(f"starting the sandbox in {box.dir} ...")
+        status = box.up(port=args.port)
+    elif args.action == "down":
+        stopped = box.down()
+        if args.output == "text":
+            _out(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        status = box.status()
+    else:
+        status = box.status()
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "up": status.up, "dir": status.directory,
+                         "conf": status.conf, "keyring": status.keyring, "port": status.port,
+                         "daemons": status.running}, indent=2))
+    elif args.action != "down":
+        state = "up" if status.up else "down"
+        _out(f"sandbox {state}: {status.directory}")
+        _out(f"  ceph.conf: {status.conf}")
+        _out(f"  admin keyring: {status.keyring}")
+        _out(f"  monitor: 127.0.0.1:{status.port}")
+        for daemon, pid in status.running.items():
+            _out(f"  {daemon}: {'pid ' + str(pid) if pid else 'not running'}")
+    return 0 if args.action == "down" or status.up else EXIT_FAILED
+
+
+# -- parser -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="cephstack", formatter_class=fmt, epilog=EXIT_CODES,
+        description="Ceph RBD for OpenStack: declare pools and services once, "
+                    "plan, apply, and keep them so.")
+    parser.add_argument("--version", action="version", version=f"cephstack {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="write the default spec", formatter_class=fmt,
+                       epilog=EXIT_CODES, description="Write the default spec (the seed "
+                       "guide's layout with least-privilege caps), commented.")
+    p.add_argument("--out", default="cephstack.yaml", help="default: cephstack.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--conf", help="ceph.conf to put in the spec")
+    p.add_argument("--keyring", help="admin keyring to put in the spec")
+    p.add_argument("--keyring-dir", help="where service keyrings go "
+                   "(default /var/openstack/ceph)")
+    _add_output(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("plan", help="show what apply would change", formatter_class=fmt,
+                       epilog=EXIT_CODES, description="Observe the cluster and show, "
+                       "Terraform-style, what apply would change. Changes nothing.")
+    _add_cluster(p)
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 when there is nothing to do, 2 when there are changes")
+    _add_output(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("apply", help="make the cluster match the spec", formatter_class=fmt,
+                       epilog=EXIT_CODES, description="Plan, show the plan, ask, apply, "
+                       "then observe again to prove the cluster matches. Never deletes.")
+    _add_cluster(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--allow-disruptive", action="store_true",
+                   help="also apply changes that move data or remove a client's access")
+    _add_output(p)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("sandbox", help="a throwaway single-node cluster on loopback",
+                       formatter_class=fmt, epilog=EXIT_CODES,
+                       description="up: start (creating if needed; idempotent) a real "
+                       "mon + mgr + memstore OSD cluster on 127.0.0.1. down: stop its "
+                       "daemons by pid, remove nothing. status: show it.")
+    p.add_argument("action", choices=("up", "down", "status"))
+    p.add_argument("--dir", default="sandbox", help="its directory (default: ./sandbox)")
+    p.add_argument("--port", type=int, help="monitor port (default: a free one)")
+    _add_output(p)
+    p.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CephstackError as e:
+        if args.debug or os.environ.get("CEPHSTACK_DEBUG"):
+            raise
+        _err(f"error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+

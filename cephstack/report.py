@@ -1,0 +1,96 @@
+"""Text (Terraform-like) and JSON views of plans and apply results. Pure: returns strings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cephstack.plan import Action, Plan
+
+FORMAT_VERSION = "1"
+
+
+def _value(v: object) -> str:
+    if v is None:
+        return "(none)"
+    return f'"{v}"' if isinstance(v, str) and " " in v else str(v)
+
+
+def _noun(kind: str) -> str:
+    return "pool" if "pool" in kind else "keyring" if "keyring" in kind else "client"
+
+
+def summary_line(plan: Plan) -> str:
+    if plan.empty:
+        return "No changes: the cluster matches the spec."
+    creates: dict[str, int] = {}
+    changes = 0
+    for a in plan.actions:
+        if a.symbol == "+":
+            noun = _noun(a.kind)
+            creates[noun] = creates.get(noun, 0) + 1
+        else:
+            changes += 1
+    parts = [f"{n} {noun}{'s' if n != 1 else ''} to create" for noun, n in creates.items()]
+    return f"Plan: {', '.join(parts + [f'{changes} to change', '0 to destroy'])}."
+
+
+def _action_lines(a: Action) -> list[str]:
+    lines = [f"  {a.symbol} {a.address}" + ("   # DISRUPTIVE" if a.disruptive else "")]
+    for c in a.changes():
+        if a.symbol == "+":
+            lines.append(f"      {c.field} = {_value(c.after)}")
+        else:
+            note = f"   # {c.why}" if c.why else ""
+            lines.append(f"      {c.field}: {_value(c.before)} -> {_value(c.after)}{note}")
+    return lines
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    if plan.actions:
+        lines.append("cephstack will perform these actions (+ create, ~ change in place):")
+        lines.append("")
+        for a in plan.actions:
+            lines += _action_lines(a)
+        lines.append("")
+    if plan.unmanaged_pools or plan.unmanaged_clients:
+        lines.append("Not in the spec, left alone (unmanaged):")
+        if plan.unmanaged_pools:
+            lines.append(f"  pools:   {', '.join(plan.unmanaged_pools)}")
+        if plan.unmanaged_clients:
+            lines.append(f"  clients: {', '.join(plan.unmanaged_clients)}")
+        lines.append("")
+    for refusal in plan.refusals:
+        lines.append(f"Refused: {refusal}")
+    if plan.disruptive:
+        lines.append(f"{len(plan.disruptive)} disruptive action(s): apply needs "
+                     "--allow-disruptive.")
+    lines.append(summary_line(plan))
+    return "\n".join(lines)
+
+
+def _action_json(a: Action) -> dict[str, Any]:
+    return {
+        "kind": a.kind, "symbol": a.symbol, "address": a.address, "disruptive": a.disruptive,
+        "changes": [{"field": c.field, "before": c.before, "after": c.after,
+                     "disruptive": c.disruptive, "why": c.why} for c in a.changes()],
+    }
+
+
+def plan_json(plan: Plan, **extra: Any) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": plan.fingerprint,
+        "changes": not plan.empty,
+        "summary": summary_line(plan),
+        "actions": [_action_json(a) for a in plan.actions],
+        "unmanaged": {"pools": list(plan.unmanaged_pools),
+                      "clients": list(plan.unmanaged_clients)},
+        "refusals": list(plan.refusals),
+        **extra,
+    }
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
