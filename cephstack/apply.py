@@ -20,8 +20,16 @@ from cephstack.ceph.observe import ClusterState
 from cephstack.errors import CephstackError, PlanRefused
 from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_secret_file
 from cephstack.plan import (
-    Action, Change, CreateClient, CreatePool, FixKeyringAccess, InitPool, Plan, UpdateCaps,
-    UpdatePool, WriteKeyring,
+    Action,
+    Change,
+    CreateClient,
+    CreatePool,
+    FixKeyringAccess,
+    InitPool,
+    Plan,
+    UpdateCaps,
+    UpdatePool,
+    WriteKeyring,
 )
 
 Progress = Callable[[str], None]

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from cephstack import __version__
 from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, CephstackError
@@ -123,9 +122,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             if as_json:
                 _out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent)))
             return 0
-        if not plan.refusals and not (plan.disruptive and not args.allow_disruptive):
-            if not _confirm(args):
-                return EXIT_FAILED
+        applicable = not plan.refusals and not (plan.disruptive and not args.allow_disruptive)
+        if applicable and not _confirm(args):
+            return EXIT_FAILED
         progress = (lambda _: None) if as_json else (lambda line: _err(f"  {line}"))
         result = apply_plan(conn, plan, state, allow_disruptive=args.allow_disruptive,
                             progress=progress)

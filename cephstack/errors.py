@@ -40,13 +40,14 @@ class ClusterUnreachable(CephstackError):
 
 
 class CephCommandError(CephstackError):
-    """A mon command (or librados/librbd call) failed; carries the command, errno and Ceph's text."""
+    """A mon command (or librados/librbd call) failed: the command, errno and Ceph's text."""
 
     def __init__(self, prefix: str, errno: int, ceph_message: str, hint: str | None = None) -> None:
         self.prefix = prefix
         self.errno = errno
         self.ceph_message = ceph_message
-        super().__init__(f"'{prefix}' failed: errno {errno}: {ceph_message or '(no message)'}", hint)
+        text = ceph_message or "(no message)"
+        super().__init__(f"'{prefix}' failed: errno {errno}: {text}", hint)
 
 
 class PermissionDenied(CephCommandError):

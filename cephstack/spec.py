@@ -294,7 +294,7 @@ _SERVICE_KEYS = {
 
 def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[str, ServiceSpec]:
     services = {}
-    for kind, (key_node, value_node) in r.mapping(node, "services", SERVICE_KINDS).items():
+    for kind, (_, value_node) in r.mapping(node, "services", SERVICE_KINDS).items():
         where = f"services.{kind}"
         m = r.mapping(value_node, where, _SERVICE_KEYS[kind])
         if "user" not in m:
@@ -341,7 +341,8 @@ def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[s
     return services
 
 
-def _clients(r: _Reader, node: yaml.Node, services: dict[str, ServiceSpec]) -> dict[str, ClientSpec]:
+def _clients(r: _Reader, node: yaml.Node,
+             services: dict[str, ServiceSpec]) -> dict[str, ClientSpec]:
     service_users = {s.user: s.kind for s in services.values()}
     clients = {}
     for name, (key_node, value_node) in r.mapping(node, "clients").items():
