@@ -22,6 +22,7 @@ class DesiredClient:
     entity: str  # client.<name>
     caps: Caps
     services: tuple[str, ...]  # the services whose needs compiled these caps; () for clients
+    text: dict[str, str]  # the cap strings to send: canonical, or as the spec wrote them
 
 
 def _service_grants(spec: Spec) -> dict[str, tuple[list[str], list[str], list[str]]]:
@@ -46,7 +47,9 @@ def desired_clients(spec: Spec) -> dict[str, DesiredClient]:
     out = {}
     for user, (osd, mgr, kinds) in _service_grants(spec).items():
         caps = Caps.parse({"mon": "profile rbd", "osd": ", ".join(osd), "mgr": ", ".join(mgr)})
-        out[f"client.{user}"] = DesiredClient(f"client.{user}", caps, tuple(kinds))
+        out[f"client.{user}"] = DesiredClient(f"client.{user}", caps, tuple(kinds),
+                                              caps.rendered())
     for name, client in spec.clients.items():
-        out[f"client.{name}"] = DesiredClient(f"client.{name}", Caps.parse(client.caps), ())
+        out[f"client.{name}"] = DesiredClient(f"client.{name}", Caps.parse(client.caps), (),
+                                              dict(client.caps))
     return dict(sorted(out.items()))

@@ -6,9 +6,9 @@ marked disruptive; apply runs them only when explicitly allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from cephstack.caps import Caps
+from cephstack.caps import Caps, parse_cap
 from cephstack.catalog import desired_clients
 from cephstack.ceph.observe import ClusterState, PoolState
 from cephstack.spec import PoolSpec, Spec
@@ -134,7 +134,7 @@ class UpdateCaps(Action):
         out = []
         for daemon in sorted(set(self.before) | set(self.after)):
             b, a = self.before.get(daemon), self.after.get(daemon)
-            if b != a:
+            if parse_cap(b or "") != parse_cap(a or ""):  # same grants in another order: no change
                 lost = [r for r in self.removes if r.startswith(f"{daemon} ")]
                 out.append(Change(f"caps {daemon}", b, a, bool(lost),
                                   f"removes {'; '.join(lost)}" if lost else ""))
@@ -189,7 +189,6 @@ class Plan:
     unmanaged_clients: tuple[str, ...] = ()
     refusals: tuple[str, ...] = ()  # reasons the plan must not be applied as it is
     fingerprint: str = ""
-    summary_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -278,11 +277,11 @@ def make_plan(spec: Spec, state: ClusterState) -> Plan:
     for entity, client in wanted.items():
         have_client = state.clients.get(entity)
         if have_client is None:
-            actions.append(CreateClient(entity, client.caps.rendered()))
+            actions.append(CreateClient(entity, client.text))
             continue
         current = Caps.parse(have_client.caps)
         if current != client.caps:
-            actions.append(UpdateCaps(entity, current.rendered(), client.caps.rendered(),
+            actions.append(UpdateCaps(entity, have_client.caps, client.text,
                                       tuple(current.missing_from(client.caps))))
 
     k = spec.keyrings
