@@ -246,10 +246,7 @@ def _pg_budget(spec: Spec, state: ClusterState) -> tuple[str, ...]:
         want = spec.pools.get(name)
         pg = max(have.pg_num, want.pg_num) if want and not want.autoscale else have.pg_num
         total += pg * ((want.size if want else None) or have.size)
-    # A pool created without size gets the cluster's default, which only the monitors
-    # know: take the largest size seen on the cluster (3, Ceph's default, if none).
-    default_size = max((p.size for p in state.pools.values()), default=3)
-    total += sum(p.pg_num * (p.size or default_size) for p in new)
+    total += sum(p.pg_num * (p.size or state.default_pool_size) for p in new)
     osds = max(state.osds_in, 3)
     limit = state.max_pg_per_osd * osds
     if total <= limit:

@@ -183,6 +183,9 @@ class Sandbox:
                   "--keyring", str(mon_keyring), "-c", str(self.conf))
         self._start("mon.a")
         with self._connect(timeout) as conn:
+            # Also in the config database, so clients (cephstack's PG budget) can read them.
+            for name in ("osd_pool_default_size", "osd_pool_default_min_size"):
+                conn.mon("config set", who="global", name=name, value="1")
             mgr = conn.mon("auth get-or-create", entity="mgr.x",
                            caps=["mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"])
             _write_private(d / "mgr.x" / "keyring",

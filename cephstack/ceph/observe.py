@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass, field
 
 from cephstack.ceph.adapter import CephConnection
-from cephstack.errors import CephCommandError
 from cephstack.keyfiles import FileState, Secret, read_keyring_file
 
-DEFAULT_MAX_PG_PER_OSD = 250  # Ceph's default for mon_max_pg_per_osd
+# Ceph's defaults, used when the cluster's config database does not set them.
+DEFAULT_MAX_PG_PER_OSD = 250
+DEFAULT_POOL_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ClusterState:
     keyring_files: dict[str, FileState] = field(default_factory=dict)
     osds_in: int = 0
     max_pg_per_osd: int = DEFAULT_MAX_PG_PER_OSD
+    default_pool_size: int = DEFAULT_POOL_SIZE  # what a pool created without size gets
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -58,6 +60,7 @@ class ClusterState:
                       for p, f in self.keyring_files.items()},
             "osds_in": self.osds_in,
             "max_pg_per_osd": self.max_pg_per_osd,
+            "default_pool_size": self.default_pool_size,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -81,21 +84,29 @@ def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:
     return pools
 
 
-def _max_pg_per_osd(conn: CephConnection) -> int:
-    try:
-        return int(conn.mon("config get", who="mon", key="mon_max_pg_per_osd"))
-    except (CephCommandError, TypeError, ValueError):
-        return DEFAULT_MAX_PG_PER_OSD
+def _mon_setting(config: list[dict], name: str, default: int) -> int:
+    """A monitor setting from the config database (global or mon section), else the default.
+
+    Settings only in the monitors' ceph.conf are invisible to clients; the planner then
+    assumes Ceph's defaults."""
+    for section in ("mon", "global"):
+        for entry in config:
+            if entry.get("name") == name and entry.get("section") == section:
+                try:
+                    return int(entry["value"])
+                except (KeyError, ValueError):
+                    break
+    return default
 
 
 def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -> ClusterState:
     """Read the cluster's state. `keyring_paths`: entity -> keyring file to inspect."""
-    detail, rules, auth, osd_stat, max_pg = conn.concurrently([
+    detail, rules, auth, osd_stat, config = conn.concurrently([
         lambda: conn.mon("osd pool ls", detail="detail"),
         lambda: conn.mon("osd crush rule dump"),
         lambda: conn.mon("auth ls"),
         lambda: conn.mon("osd stat"),
-        lambda: _max_pg_per_osd(conn),
+        lambda: conn.mon("config dump"),
     ])
     rule_names = {r["rule_id"]: r["rule_name"] for r in rules or []}
     clients = {
@@ -111,5 +122,6 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -
         clients=clients,
         keyring_files=files,
         osds_in=int((osd_stat or {}).get("num_in_osds", 0)),
-        max_pg_per_osd=max_pg,
+        max_pg_per_osd=_mon_setting(config or [], "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
+        default_pool_size=_mon_setting(config or [], "osd_pool_default_size", DEFAULT_POOL_SIZE),
     )

@@ -15,7 +15,12 @@ from cephstack.ceph.adapter import CephConnection, ClusterAccess
 from cephstack.defaults import DEFAULT_SPEC
 from cephstack.sandbox import Sandbox
 
-pytestmark = pytest.mark.slow
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # everything here needs a real cluster: `-m "not slow"` skips it
+        if "integration" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

@@ -38,7 +38,7 @@ def converged(spec=SPEC) -> ClusterState:
         files[entity] = FileState(spec.keyrings.path_for(entity), True, key, 0o600, "root",
                                   "root")
     pools = {n: pool(n, p.pg_num) for n, p in spec.pools.items()}
-    return ClusterState("fsid", pools, clients, files, osds_in=1)
+    return ClusterState("fsid", pools, clients, files, osds_in=1, default_pool_size=1)
 
 
 def kinds(plan):
@@ -171,7 +171,7 @@ def test_new_client_and_new_pool_after_spec_edit():
 def test_pg_budget_refuses_before_anything_is_created():
     spec = parse_spec("pools: {a: {pg_num: 512}, b: {pg_num: 512}}")
     plan = make_plan(spec, ClusterState("f", {"x": pool("x", pg=1)}, osds_in=1,
-                                        max_pg_per_osd=250))
+                                        max_pg_per_osd=250, default_pool_size=1))
     [refusal] = plan.refusals
     assert "1025 PG replicas" in refusal and "= 750" in refusal
     assert all(isinstance(a, CreatePool) for a in plan.actions)
@@ -192,3 +192,13 @@ def test_creating_a_client_needs_no_key_in_the_plan():
     create = next(a for a in plan.actions if isinstance(a, CreateClient))
     assert ("key", None, "(sensitive)") in [(c.field, c.before, c.after)
                                             for c in create.changes()]
+
+
+def test_mon_settings_come_from_the_config_database_or_defaults():
+    from cephstack.ceph.observe import _mon_setting
+
+    config = [{"section": "global", "name": "osd_pool_default_size", "value": "2"},
+              {"section": "mon", "name": "osd_pool_default_size", "value": "1"},
+              {"section": "osd", "name": "mon_max_pg_per_osd", "value": "9"}]
+    assert _mon_setting(config, "osd_pool_default_size", 3) == 1  # mon beats global
+    assert _mon_setting(config, "mon_max_pg_per_osd", 250) == 250  # osd section: not the mon's

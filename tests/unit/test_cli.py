@@ -1,0 +1,59 @@
+"""The CLI's contract without a cluster: help, exit codes, errors before any connection."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cephstack.cli import main
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.parametrize("argv", [[], ["init"], ["plan"], ["apply"], ["sandbox"]])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: cephstack" in out and "exit codes:" in out
+
+
+def test_module_entry_point_works():
+    proc = subprocess.run([sys.executable, "-m", "cephstack", "--version"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("cephstack ")
+
+
+def test_init_writes_the_default_spec(tmp_path, capsys):
+    out = tmp_path / "s.yaml"
+    assert main(["init", "--out", str(out), "--keyring-dir", "keys"]) == 0
+    assert "directory: keys" in out.read_text()
+    assert main(["init", "--out", str(out)]) == 1  # never overwrites without --force
+    assert "exists" in capsys.readouterr().err
+
+
+def test_invalid_spec_exits_2_with_file_and_line(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("pools:\n  images: {pg_num: 32}\nservices:\n  nova: {user: nova, pool: vm}\n")
+    assert main(["plan", "-f", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:4: services.nova.pool: pool 'vm' is not declared" in err
+
+
+def test_missing_conf_exits_3(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("cluster: {conf: /nonexistent/ceph.conf}\n")
+    assert main(["plan", "-f", str(spec)]) == 3
+    assert "ceph.conf not found: /nonexistent/ceph.conf" in capsys.readouterr().err
+
+
+def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
+    from cephstack import cli
+
+    class Args:
+        yes = False
+
+    monkeypatch.setattr(sys, "stdin", open("/dev/null"))
+    assert cli._confirm(Args()) is False
