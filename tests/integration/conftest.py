@@ -16,7 +16,6 @@ from cephstack.defaults import DEFAULT_SPEC
 from cephstack.sandbox import Sandbox
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:  # everything here needs a real cluster: `-m "not slow"` skips it
         if "integration" in item.nodeid:

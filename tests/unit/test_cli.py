@@ -55,5 +55,6 @@ def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
     class Args:
         yes = False
 
-    monkeypatch.setattr(sys, "stdin", open("/dev/null"))
-    assert cli._confirm(Args()) is False
+    with open("/dev/null") as devnull:
+        monkeypatch.setattr(sys, "stdin", devnull)
+        assert cli._confirm(Args()) is False
