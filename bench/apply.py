@@ -60,7 +60,9 @@ def cli_script(box: Sandbox, keys: Path, pools: dict, users: dict) -> tuple[str,
     c = f"-c {shlex.quote(str(box.conf))}"
     cmds = [f"mkdir -p {keys}"]
     for p, pg in pools.items():
-        cmds.append(f"ceph {c} osd pool create {p} {pg} {pg}")
+        # autoscale off as cephstack does: the autoscaler would otherwise grow pools
+        # while the script runs and overrun the PG limit on a one-OSD sandbox.
+        cmds.append(f"ceph {c} osd pool create {p} {pg} {pg} replicated --autoscale-mode=off")
         cmds.append(f"rbd {c} pool init {p}")
     for u, (mon, osd) in users.items():
         cmds.append(f"ceph {c} auth get-or-create client.{u} mon {shlex.quote(mon)} "

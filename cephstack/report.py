@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from cephstack.plan import Action, Plan
+from cephstack.verify.model import VerifyReport
 
 FORMAT_VERSION = "1"
 
@@ -89,6 +90,39 @@ def plan_json(plan: Plan, **extra: Any) -> dict[str, Any]:
                       "clients": list(plan.unmanaged_clients)},
         "refusals": list(plan.refusals),
         **extra,
+    }
+
+
+def verify_text(report: VerifyReport) -> str:
+    lines: list[str] = []
+    services = list(dict.fromkeys(s.service for s in report.steps))
+    width = max((len(s.name) for s in report.steps), default=10)
+    for service in services:
+        lines.append(service)
+        for s in (s for s in report.steps if s.service == service):
+            lines.append(f"  {s.name:<{width}}  {s.result.upper():<4}  {s.seconds:6.2f}s"
+                         + (f"  {s.detail}" if s.detail else ""))
+            for label, text in (("error", s.error), ("cause", s.cause), ("fix", s.fix)):
+                if text and s.result == "fail":
+                    lines.append(f"      {label}: {text}")
+        lines.append("")
+    if report.takeover_seconds is not None:
+        lines.append(f"Evacuate takeover: {report.takeover_seconds:.1f} s")
+    counts = {r: sum(s.result == r for s in report.steps) for r in ("pass", "fail", "skip")}
+    lines.append(f"Verify {'passed' if report.passed else 'FAILED'}: {counts['pass']} passed, "
+                 f"{counts['fail']} failed, {counts['skip']} skipped "
+                 f"(run {report.run_id}; cleaned up {len(report.cleanup)} object(s))")
+    return "\n".join(lines)
+
+
+def verify_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "run_id": report.run_id,
+        "passed": report.passed,
+        "takeover_seconds": report.takeover_seconds,
+        "steps": [vars(s) for s in report.steps],
+        "cleanup": report.cleanup,
     }
 
 

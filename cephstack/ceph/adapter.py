@@ -11,8 +11,9 @@ import errno as errnos
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,31 @@ def _error(prefix: str, code: int, text: str, client: str) -> CephCommandError:
             hint=f"{client} lacks the caps for '{prefix}'; use an admin client (--id/--keyring)",
         )
     return CephCommandError(prefix, code, text)
+
+
+def _rbd() -> Any:
+    import rbd  # librbd only where images are touched: keeps observe and --help lean
+
+    return rbd
+
+
+class Translated:
+    """A binding object (ioctx, image) whose every call raises typed errors."""
+
+    def __init__(self, target: Any, what: str, conn: CephConnection) -> None:
+        self.target = target
+        self._what = what
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._conn._translated(f"{name} on {self._what}"):
+                return attr(*args, **kwargs)
+        return call
 
 
 class CephConnection:
@@ -135,17 +161,55 @@ class CephConnection:
 
     def pool_init(self, pool: str) -> None:
         """What `rbd pool init` does: enable the rbd application, validate, write rbd_info."""
-        import rbd  # only apply needs librbd; keep it off the observe path
+        with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
+            _rbd().RBD().pool_init(ioctx.target, False)
 
+    # -- objects and RBD images (verify, cleanup) ---------------------------------------
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Turn a binding's error into a typed error naming the operation."""
         try:
-            with self._cluster.open_ioctx(pool) as ioctx:
-                rbd.RBD().pool_init(ioctx, False)
-        except (rados.Error, rbd.Error) as e:
-            raise _error(f"rbd pool init {pool}", getattr(e, "errno", None) or errnos.EIO,
-                         str(e), self.access.client) from None
+            yield
+        except (rados.Error, _rbd().Error) as e:
+            code = getattr(e, "errno", None) or errnos.EIO
+            raise _error(what, code, str(e), self.access.client) from None
 
-    def open_ioctx(self, pool: str) -> Any:
-        return self._cluster.open_ioctx(pool)
+    @contextmanager
+    def ioctx(self, pool: str) -> Iterator[Translated]:
+        with self._translated(f"open pool {pool}"):
+            ioctx = self._cluster.open_ioctx(pool)
+        try:
+            yield Translated(ioctx, f"pool {pool}", self)
+        finally:
+            ioctx.close()
+
+    @contextmanager
+    def image(self, pool: str, name: str, snapshot: str | None = None,
+              read_only: bool = False) -> Iterator[Translated]:
+        """An open RBD image; read_only=True registers no watch (works with read-only caps)."""
+        where = f"{pool}/{name}" + (f"@{snapshot}" if snapshot else "")
+        with self.ioctx(pool) as ioctx, self._translated(f"open image {where}"):
+            image = _rbd().Image(ioctx.target, name, snapshot=snapshot, read_only=read_only)
+        try:
+            yield Translated(image, f"image {where}", self)
+        finally:
+            image.close()
+
+    def rbd(self, method: str, pool: str, *args: Any, **kwargs: Any) -> Any:
+        """Call rbd.RBD().<method>(ioctx of pool, *args): create, remove, list, trash_*."""
+        with self.ioctx(pool) as ioctx, self._translated(f"rbd {method} {pool} {args[:1]}"):
+            return getattr(_rbd().RBD(), method)(ioctx.target, *args, **kwargs)
+
+    def clone(self, parent_pool: str, parent: str, snap: str, pool: str, name: str,
+              features: int | None = None) -> None:
+        with self.ioctx(parent_pool) as p_io, self.ioctx(pool) as c_io, self._translated(
+                f"rbd clone {parent_pool}/{parent}@{snap} -> {pool}/{name}"):
+            _rbd().RBD().clone(p_io.target, parent, snap, c_io.target, name, features=features)
+
+    def features(self, *names: str) -> int:
+        """RBD feature bits by name: features('layering', 'exclusive_lock')."""
+        return sum(getattr(_rbd(), f"RBD_FEATURE_{n.upper()}") for n in names)
 
     def close(self) -> None:
         self._cluster.shutdown()

@@ -37,7 +37,7 @@ def test_default_spec_creates_the_seed_layout(cluster, applied):
         for name in SEED_POOLS:
             assert pools[name]["pg_num"] == 32
             assert list(pools[name]["application_metadata"]) == ["rbd"]
-            with conn.open_ioctx(name) as ioctx:  # pool init wrote rbd_info
+            with conn.ioctx(name) as ioctx:  # pool init wrote rbd_info
                 ioctx.stat("rbd_info")
         auth = {e["entity"]: e for e in conn.mon("auth ls")["auth_dump"]}
     wanted = desired_clients(load_spec(spec_path))
@@ -57,7 +57,7 @@ def test_keyrings_are_private_match_the_cluster_and_work(cluster, applied):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert keyring_key(path.read_text(), f"client.{user}").reveal() == auth[f"client.{user}"]
         with (cluster.connect_as(f"client.{user}", str(path)) as conn,
-              conn.open_ioctx(own_pool[user]) as ioctx):
+              conn.ioctx(own_pool[user]) as ioctx):
             list(ioctx.list_objects())  # reading its own pool works with its key
 
 

@@ -11,7 +11,7 @@ from cephstack.cli import main
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.parametrize("argv", [[], ["init"], ["plan"], ["apply"], ["sandbox"]])
+@pytest.mark.parametrize("argv", [[], ["init"], ["plan"], ["apply"], ["verify"], ["sandbox"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main([*argv, "--help"])

@@ -1,0 +1,50 @@
+"""A guest-disk client in its own process, for the evacuate check.
+
+`hold` opens the image read-write as the given user, writes (taking the exclusive lock),
+prints "locked" and waits to be killed, as a hypervisor that crashes. `take` opens the
+same image and writes, as the host that takes over; it prints the seconds it took or
+the error. The keyring is passed by path: the key never appears on a command line.
+
+    python -m cephstack.ceph.lockprobe hold|take CONF KEYRING ENTITY POOL IMAGE
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import sys
+import time
+
+from cephstack.ceph.adapter import CephConnection, ClusterAccess
+from cephstack.errors import CephstackError
+
+
+def _die_with_parent() -> None:
+    """A holder must not outlive a verify run that was killed (Linux prctl)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def main(argv: list[str]) -> int:
+    mode, conf, keyring, entity, pool, image = argv
+    _die_with_parent()
+    started = time.monotonic()
+    try:
+        with (CephConnection(ClusterAccess(conf, keyring, entity, 10)) as conn,
+              conn.image(pool, image) as disk):
+            disk.write(b"\xab" * 4096, 0 if mode == "hold" else 4096)
+            disk.flush()
+            if mode == "hold":
+                print("locked", flush=True)
+                time.sleep(3600)
+            else:
+                print(f"{time.monotonic() - started:.3f}", flush=True)
+    except CephstackError as e:
+        print(f"error errno={getattr(e, 'errno', 0)}: {e.message}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
