@@ -6,6 +6,9 @@ disk. librbd on the new host asks the owner to release the lock; the dead owner 
 answers, and its watch lingers until the OSD drops it (osd_client_watch_timeout, 30 s by
 default): that bounds the takeover. Then librbd blocklists the dead owner, which needs
 mon 'profile rbd', and breaks the lock.
+
+The takeover waits on a timer, not on work, so it starts first and the other workflows
+run while the second host waits (start() then finish()).
 """
 
 from __future__ import annotations
@@ -20,59 +23,85 @@ from cephstack.verify.runner import CheckFailed, Explanation, Runner, expect
 from cephstack.verify.workflows import Context, MiB
 
 TAKEOVER_LIMIT = 90.0  # seconds: three times the OSD's default watch timeout
+STEP = "evacuate: take over a crashed host's disk"
 
 
-def _probe(ctx: Context, mode: str, pool: str, disk: str) -> list[str]:
-    ident = ctx.identities["nova"]
-    return [sys.executable, "-m", "cephstack.ceph.lockprobe", mode, ctx.spec.cluster.conf,
-            ident.keyring, ident.entity, pool, disk]
+class Takeover:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pool = ctx.spec.services["nova"].pools[0]
+        self.disk = f"{ctx.names.uuid()}_disk"
+        self.taker: subprocess.Popen[str] | None = None
+        self.started = 0.0
+        self.error: CephstackError | None = None
+        self.seconds: float | None = None
 
+    def _probe(self, mode: str) -> list[str]:
+        ident = self.ctx.identities["nova"]
+        return [sys.executable, "-m", "cephstack.ceph.lockprobe", mode,
+                self.ctx.spec.cluster.conf, ident.keyring, ident.entity, self.pool, self.disk]
 
-def evacuate(ctx: Context, runner: Runner) -> float | None:
-    """Returns the takeover time in seconds when it succeeded."""
-    conn = ctx.conn("nova")
-    pool = ctx.spec.services["nova"].pools[0]
-    disk = f"{ctx.names.uuid()}_disk"
-    took: list[float] = []
-
-    def run() -> str:
-        conn.rbd("create", pool, disk, 8 * MiB, 22, old_format=False,
-                 features=conn.features("layering", "exclusive_lock"))
-        ctx.disks.append(f"{pool}/{disk}")
-        holder = subprocess.Popen(_probe(ctx, "hold", pool, disk), stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
+    def start(self) -> None:
+        """Crash the first host and let the second one start waiting for the lock."""
         try:
-            ready, _, _ = select.select([holder.stdout], [], [], 30)
-            line = holder.stdout.readline().strip() if ready else ""
-            expect(line == "locked", f"the first host could not take the disk: {line!r}")
-        finally:
-            holder.kill()  # SIGKILL: no clean release, as in a crash
-            holder.wait()
-        started = time.monotonic()
+            conn = self.ctx.conn("nova")
+            conn.rbd("create", self.pool, self.disk, 8 * MiB, 22, old_format=False,
+                     features=conn.features("layering", "exclusive_lock"))
+            self.ctx.disks.append(f"{self.pool}/{self.disk}")
+            holder = subprocess.Popen(self._probe("hold"), stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True)
+            try:
+                ready, _, _ = select.select([holder.stdout], [], [], 30)
+                line = holder.stdout.readline().strip() if ready else ""
+                expect(line == "locked", f"the first host could not take the disk: {line!r}")
+            finally:
+                holder.kill()  # SIGKILL: no clean release, as in a crash
+                holder.wait()
+            self.started = time.monotonic()
+            self.taker = subprocess.Popen(self._probe("take"), stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True)
+        except CephstackError as e:
+            self.error = e
+
+    def finish(self) -> str:
+        if self.error is not None:
+            raise self.error
+        assert self.taker is not None
         try:
-            taker = subprocess.run(_probe(ctx, "take", pool, disk), capture_output=True,
-                                   text=True, timeout=TAKEOVER_LIMIT)
+            out, _ = self.taker.communicate(
+                timeout=max(0.0, self.started + TAKEOVER_LIMIT - time.monotonic()))
         except subprocess.TimeoutExpired:
+            self.taker.kill()
+            self.taker.wait()
             raise CheckFailed(f"the second host could not write within {TAKEOVER_LIMIT:g} s: "
                               "evacuate hangs") from None
-        elapsed = time.monotonic() - started
-        out = taker.stdout.strip()
-        if taker.returncode != 0:
+        elapsed = time.monotonic() - self.started
+        out = out.strip()
+        if self.taker.returncode != 0:
             errno = int(out.split("errno=")[1].split(":")[0]) if "errno=" in out else 0
             error = f"write after the host crash failed after {elapsed:.1f} s: {out}"
             if errno in (1, 13):
                 raise PermissionDenied("write (lock takeover)", errno, error)
             raise CephstackError(error)
-        took.append(elapsed)
-        return f"second host wrote after {elapsed:.1f} s (bounded by the OSD watch timeout)"
+        self.seconds = float(out) if out.replace(".", "").isdigit() else elapsed
+        return (f"second host wrote {self.seconds:.1f} s after the crash "
+                "(bounded by the OSD watch timeout)")
 
-    def explain(e: CephstackError) -> Explanation:
-        entity = ctx.identities["nova"].entity
-        return Explanation(
-            f"{entity} lacks mon 'profile rbd': it cannot blocklist a dead host, so "
-            "evacuate will hang",
-            "cephstack apply fixes it (mon 'profile rbd')")
+    def stop(self) -> None:
+        if self.taker is not None and self.taker.poll() is None:
+            self.taker.kill()
+            self.taker.wait()
 
-    runner.step("nova", "evacuate: take over a crashed host's disk", run, explain=explain,
+
+def explain(ctx: Context) -> Explanation:
+    return Explanation(
+        f"{ctx.identities['nova'].entity} lacks mon 'profile rbd': it cannot blocklist a "
+        "dead host, so evacuate will hang",
+        "cephstack apply fixes it (mon 'profile rbd')")
+
+
+def finish(ctx: Context, runner: Runner, takeover: Takeover) -> float | None:
+    """Record the takeover step; returns its time in seconds when it succeeded."""
+    runner.step("nova", STEP, takeover.finish, explain=lambda e: explain(ctx),
                 needs=("nova: connect with its own keyring",))
-    return took[0] if took else None
+    return takeover.seconds

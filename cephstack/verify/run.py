@@ -10,7 +10,7 @@ from cephstack.errors import CephstackError
 from cephstack.spec import SERVICE_KINDS, Spec
 from cephstack.verify import privilege, workflows
 from cephstack.verify.cleanup import cleanup
-from cephstack.verify.evacuate import evacuate
+from cephstack.verify.evacuate import Takeover, finish
 from cephstack.verify.model import RunNames, VerifyReport
 from cephstack.verify.runner import Runner
 from cephstack.verify.workflows import Context, Identity
@@ -42,9 +42,13 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             raise CephstackError("cinder-backup needs a cinder-volume service in the spec: "
                                  "the backup driver reads source volumes as Cinder's user")
         needed.add("cinder-volume")
+    takeover: Takeover | None = None
     try:
         connected = {k for k in SERVICE_KINDS if k in needed and workflows.connect(ctx, runner,
                                                                                     k)}
+        if "nova" in services and "nova" in connected:
+            takeover = Takeover(ctx)
+            takeover.start()  # the second host waits ~30 s; the other workflows run meanwhile
         if "glance" in connected:
             workflows.glance(ctx, runner)
         if "cinder-volume" in services and "cinder-volume" in connected:
@@ -53,7 +57,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             workflows.backup(ctx, runner)
         if "nova" in services and "nova" in connected:
             workflows.nova(ctx, runner)
-            report.takeover_seconds = evacuate(ctx, runner)
+        if takeover is not None:
+            report.takeover_seconds = finish(ctx, runner, takeover)
         for kind in services:
             if kind in connected:
                 privilege.matrix(ctx, runner, admin, kind)
@@ -64,6 +69,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             report.cleanup += cleanup(admin, others)
             workflows.glance_delete(ctx, runner)
     finally:
+        if takeover is not None:
+            takeover.stop()
         report.steps = runner.results
         for ident in ctx.identities.values():
             if ident.conn is not None:

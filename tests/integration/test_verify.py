@@ -1,0 +1,173 @@
+"""verify against a real sandbox: the default spec passes, the seed's caps fail exactly
+where the seed's flaws predict, too much access fails the matrix, nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rados
+
+ROOT = Path(__file__).parents[2]
+POOLS = ("images", "volume", "backups", "vm")
+# librbd's per-pool indexes: created on first use, left empty when the entries go.
+RBD_INDEXES = ("rbd_directory", "rbd_children", "rbd_trash")
+
+SEED_CAPS = {
+    "glance": ["mon", "allow r", "osd", "allow rwx pool=images"],
+    "cinder-volume": ["mon", "allow r", "osd", "allow rwx pool=volume"],
+    "cinder-backup": ["mon", "allow r", "osd", "allow rwx pool=volume, allow rwx pool=backups"],
+    "nova": ["mon", "allow r", "osd", "allow rwx pool=vm"],
+}
+
+
+def pool_contents(cluster) -> dict[str, tuple]:
+    """What a pool holds for its users: objects, images and their snapshots."""
+    out = {}
+    with cluster.admin() as conn:
+        for pool in POOLS:
+            with conn.ioctx(pool) as ioctx:
+                objects = sorted(o.key for o in ioctx.target.list_objects())
+                for index in set(RBD_INDEXES) & set(objects):
+                    with rados.ReadOpCtx() as op:
+                        entries, _ = ioctx.target.get_omap_vals(op, "", "", 100)
+                        ioctx.target.operate_read_op(op, index)
+                        assert not list(entries), f"{pool}/{index} still lists entries"
+                objects = [o for o in objects if o not in RBD_INDEXES]
+            images = sorted(conn.rbd("list", pool))
+            out[pool] = (tuple(objects), tuple(images))
+    return out
+
+
+@pytest.fixture(scope="module")
+def spec(cluster):
+    path = cluster.write_spec()
+    done = cluster.cli("apply", "-f", str(path), "--yes")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def verify(cluster, spec, *args):
+    proc = cluster.cli("verify", "-f", str(spec), "--output", "json", *args)
+    return proc, json.loads(proc.stdout)
+
+
+def results(data) -> dict[str, str]:
+    return {f"{s['service']}: {s['name']}": s["result"] for s in data["steps"]}
+
+
+def set_caps(cluster, caps_by_service):
+    with cluster.admin() as conn:
+        for service, caps in caps_by_service.items():
+            conn.mon("auth caps", entity=f"client.{service}", caps=caps)
+
+
+def test_default_spec_passes_every_step(cluster, spec):
+    before = pool_contents(cluster)
+    proc, data = verify(cluster, spec)
+    failed = {k: v for k, v in results(data).items() if v != "pass"}
+    assert failed == {"nova: direct snapshot into the images pool": "skip"}
+    assert proc.returncode == 0 and data["passed"] is True
+    assert 0 < data["takeover_seconds"] < 90
+    names = results(data)
+    for must in ("cinder-volume: volume from image (copy-on-write clone)",
+                 "nova: boot from image (copy-on-write clone)",
+                 "cinder-backup: restore the incremental backup",
+                 "nova: evacuate: take over a crashed host's disk",
+                 "glance: delete image (unprotect, remove snap, remove)",
+                 "nova: must not write to pool images"):
+        assert names[must] == "pass"
+    assert pool_contents(cluster) == before
+
+
+def test_text_output_is_a_table_per_service(cluster, spec):
+    proc = cluster.cli("verify", "-f", str(spec), "--only", "glance")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines()[0] == "glance"
+    assert "upload image (create, write, snap, protect)" in proc.stdout
+    assert "Verify passed:" in proc.stdout
+    assert "... glance: upload image" in proc.stderr  # progress shows the running step
+
+
+def test_seed_caps_fail_exactly_where_the_seed_is_flawed(cluster, spec):
+    before = pool_contents(cluster)
+    set_caps(cluster, SEED_CAPS)
+    try:
+        proc, data = verify(cluster, spec)
+    finally:
+        apply = cluster.cli("apply", "-f", str(spec), "--yes", "--allow-disruptive")
+        assert apply.returncode == 0, apply.stderr
+    assert proc.returncode == 1 and data["passed"] is False
+    failed = {k for k, v in results(data).items() if v == "fail"}
+    assert failed == {
+        "nova: evacuate: take over a crashed host's disk",
+        "cinder-volume: volume from image (copy-on-write clone)",
+        "nova: boot from image (copy-on-write clone)",
+        "glance: delete image (unprotect, remove snap, remove)",
+        # The seed also lets the backup user write Cinder's volumes: more than it needs.
+        "cinder-backup: must not write to pool volume",
+    }
+    by_name = {f"{s['service']}: {s['name']}": s for s in data["steps"]}
+    evac = by_name["nova: evacuate: take over a crashed host's disk"]
+    assert "lacks mon 'profile rbd'" in evac["cause"] and "evacuate will hang" in evac["cause"]
+    assert "cephstack apply" in evac["fix"]
+    clone = by_name["nova: boot from image (copy-on-write clone)"]
+    assert "profile rbd-read-only pool=images" in clone["fix"]
+    assert "full download and copy" in clone["cause"]
+    assert "errno 1" in clone["error"] or "errno 13" in clone["error"]
+    delete = by_name["glance: delete image (unprotect, remove snap, remove)"]
+    assert "profile rbd pool=images" in delete["fix"] and "pile up" in delete["cause"]
+    assert pool_contents(cluster) == before
+
+
+def test_too_much_access_fails_the_matrix(cluster, spec):
+    set_caps(cluster, {"glance": ["mon", "allow *", "osd", "allow rwx"]})
+    try:
+        proc, data = verify(cluster, spec, "--only", "glance")
+    finally:
+        assert cluster.cli("apply", "-f", str(spec), "--yes",
+                           "--allow-disruptive").returncode == 0
+    failed = {k for k, v in results(data).items() if v == "fail"}
+    assert proc.returncode == 1
+    assert {"glance: must not write to pool vm", "glance: must not write to pool volume",
+            "glance: must not read the key of client.nova", "glance: must not create pools",
+            "glance: must not delete pools", "glance: must not change caps"} <= failed
+    assert not {k for k in failed if "must not" not in k}  # its workflows still pass
+
+
+def test_killed_run_leaves_leftovers_that_cleanup_removes(cluster, spec):
+    before = pool_contents(cluster)
+    proc = subprocess.Popen([sys.executable, "-m", "cephstack", "verify", "-f", str(spec)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=cluster.workdir, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # wait until backups are being written, then kill it
+        if "cinder-backup: incremental backup" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert pool_contents(cluster) != before  # it did leave things behind
+    out = cluster.cli("verify", "-f", str(spec), "--cleanup")
+    assert out.returncode == 0, out.stderr
+    assert "image volume/volume-" in out.stdout
+    assert pool_contents(cluster) == before
+    again = cluster.cli("verify", "-f", str(spec), "--cleanup")
+    assert "nothing to remove" in again.stdout
+
+
+def test_direct_snapshots_write_into_images(cluster, spec):
+    text = spec.read_text().replace("direct_snapshots: false", "direct_snapshots: true")
+    direct = cluster.write_spec("direct.yaml", text)
+    assert cluster.cli("apply", "-f", str(direct), "--yes").returncode == 0
+    try:
+        proc, data = verify(cluster, direct, "--only", "nova")
+        assert results(data)["nova: direct snapshot into the images pool"] == "pass"
+        assert proc.returncode == 0
+    finally:
+        assert cluster.cli("apply", "-f", str(spec), "--yes",
+                           "--allow-disruptive").returncode == 0
