@@ -99,7 +99,27 @@ def _create_pool(conn: CephConnection, action: CreatePool) -> None:
     conn.mon("osd pool create", **args)
 
 
-def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> list[_Step]:
+def _init_start(conn: CephConnection, pool: str, snaps: dict[str, int | None]) -> None:
+    snaps[pool] = conn.pool_validate_start(pool)
+
+
+def _pool_init_steps(conn: CephConnection, pool: str, snaps: dict[str, int | None],
+                     prefix: str) -> list[_Step]:
+    """First half of `rbd pool init`: both go to the monitor in the same round."""
+    return [_Step(f"{prefix} pool {pool}: application rbd", lambda: conn.mon(
+                "osd pool application enable", pool=pool, app="rbd")),
+            _Step(f"{prefix} pool {pool}: rbd pool init (validate)",
+                  lambda: _init_start(conn, pool, snaps))]
+
+
+def _finish_init(conn: CephConnection, pool: str, snaps: dict[str, int | None],
+                 prefix: str) -> _Step:
+    return _Step(f"{prefix} pool {pool}: rbd pool init (done)",
+                 lambda: conn.pool_validate_finish(pool, snaps.get(pool)))
+
+
+def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret],
+               snaps: dict[str, int | None]) -> list[_Step]:
     steps = []
     for a in plan.actions:
         if isinstance(a, CreatePool):
@@ -114,8 +134,7 @@ def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> lis
             steps.append(_Step(f"~ {a.entity} caps", lambda a=a: conn.mon(
                 "auth caps", entity=a.entity, caps=as_command_list(a.after))))
         elif isinstance(a, InitPool):
-            steps.append(_Step(f"~ pool {a.name}: rbd pool init",
-                               lambda a=a: conn.pool_init(a.name)))
+            steps += _pool_init_steps(conn, a.name, snaps, "~")
         elif isinstance(a, UpdatePool):
             def update(a: UpdatePool = a) -> None:
                 # One pool's settings in order: size must grow before min_size follows.
@@ -125,14 +144,15 @@ def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> lis
     return steps
 
 
-def _round_two(conn: CephConnection, plan: Plan) -> list[_Step]:
+def _round_two(conn: CephConnection, plan: Plan, snaps: dict[str, int | None]) -> list[_Step]:
     steps = []
     for a in plan.actions:
+        if isinstance(a, InitPool):
+            steps.append(_finish_init(conn, a.name, snaps, "~"))
         if not isinstance(a, CreatePool):
             continue
         p = a.pool
-        steps.append(_Step(f"+ pool {p.name}: rbd pool init",
-                           lambda name=p.name: conn.pool_init(name)))
+        steps += _pool_init_steps(conn, p.name, snaps, "+")
         follow_up = [Change("min_size", None, p.min_size)] if p.min_size else []
         follow_up += [Change(f"quota_{f}", None, v) for f, v in
                       (("max_bytes", p.quota.max_bytes), ("max_objects", p.quota.max_objects))
@@ -143,8 +163,10 @@ def _round_two(conn: CephConnection, plan: Plan) -> list[_Step]:
     return steps
 
 
-def _round_three(plan: Plan, state: ClusterState, keys: dict[str, Secret]) -> list[_Step]:
-    steps = []
+def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
+                 keys: dict[str, Secret], snaps: dict[str, int | None]) -> list[_Step]:
+    steps = [_finish_init(conn, a.pool.name, snaps, "+") for a in plan.actions
+             if isinstance(a, CreatePool)]
     for a in plan.actions:
         if isinstance(a, WriteKeyring):
             def write(a: WriteKeyring = a) -> None:
@@ -186,10 +208,12 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
     started, sent_before = time.monotonic(), conn.commands_sent
     result = ApplyResult()
     keys: dict[str, Secret] = {}
+    snaps: dict[str, int | None] = {}  # pool -> validation snapshot to release
     try:
-        for steps in (_round_one(conn, plan, keys), _round_two(conn, plan),
-                      _round_three(plan, state, keys)):
-            _run_round(conn, steps, result, progress)
+        for make_round in (lambda: _round_one(conn, plan, keys, snaps),
+                           lambda: _round_two(conn, plan, snaps),
+                           lambda: _round_three(conn, plan, state, keys, snaps)):
+            _run_round(conn, make_round(), result, progress)
     finally:
         result.commands_sent = conn.commands_sent - sent_before
         result.seconds = time.monotonic() - started

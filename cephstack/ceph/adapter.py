@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ import rados
 from cephstack.errors import CephCommandError, ClusterUnreachable, PermissionDenied
 
 _DENIED = (errnos.EACCES, errnos.EPERM)
+RBD_INFO = "rbd_info"
+POOL_VALIDATED = b"overwrite validated"  # what librbd writes once a pool is validated
 
 
 @dataclass(frozen=True)
@@ -159,10 +161,36 @@ class CephConnection:
     def fsid(self) -> str:
         return self._cluster.get_fsid()
 
-    def pool_init(self, pool: str) -> None:
-        """What `rbd pool init` does: enable the rbd application, validate, write rbd_info."""
+    # `rbd pool init` is: enable the rbd application, then librbd's pool validation
+    # (allocate a self-managed snapshot, write rbd_info "validate", release the snapshot,
+    # write "overwrite validated"). Done here in two halves so that many pools' steps,
+    # and the application enable, go to the monitor together: one commit round each.
+
+    def pool_validate_start(self, pool: str) -> int | None:
+        """First half of the validation; returns the snapshot id to release, if any."""
         with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
-            _rbd().RBD().pool_init(ioctx.target, False)
+            try:
+                state = ioctx.target.read(RBD_INFO)
+            except rados.ObjectNotFound:
+                state = b""
+            if state in (POOL_VALIDATED, b"validate"):
+                return None
+            # A pool that refuses self-managed snapshots (pool snapshots in use) fails here.
+            snap_id = ioctx.target.create_self_managed_snap()
+            with rados.WriteOpCtx() as op:
+                op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
+                op.write(b"validate", 0)
+                with suppress(rados.ObjectExists):
+                    ioctx.target.operate_write_op(op, RBD_INFO)
+            return snap_id
+
+    def pool_validate_finish(self, pool: str, snap_id: int | None) -> None:
+        """Second half: release the snapshot; mark the pool validated (an EC pool without
+        overwrites fails this write)."""
+        with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
+            if snap_id is not None:
+                ioctx.target.remove_self_managed_snap(snap_id)
+            ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
 
     # -- objects and RBD images (verify, cleanup) ---------------------------------------
 

@@ -37,8 +37,8 @@ def test_default_spec_creates_the_seed_layout(cluster, applied):
         for name in SEED_POOLS:
             assert pools[name]["pg_num"] == 32
             assert list(pools[name]["application_metadata"]) == ["rbd"]
-            with conn.ioctx(name) as ioctx:  # pool init wrote rbd_info
-                ioctx.stat("rbd_info")
+            with conn.ioctx(name) as ioctx:  # librbd's pool validation completed
+                assert ioctx.read("rbd_info") == b"overwrite validated"
         auth = {e["entity"]: e for e in conn.mon("auth ls")["auth_dump"]}
     wanted = desired_clients(load_spec(spec_path))
     for user in SERVICE_USERS:
@@ -154,6 +154,24 @@ keyrings: {directory: /var/openstack/ceph}
         caps = {e["entity"]: e["caps"] for e in conn.mon("auth ls")["auth_dump"]}
     assert caps["client.seed-cinder-backup"] == {
         "mon": "allow r", "osd": "allow rwx pool=volume, allow rwx pool=backups"}
+    assert cluster.cli("plan", "-f", str(path), "--detailed-exitcode").returncode == 0
+
+
+def test_existing_pool_without_rbd_application_is_initialised(cluster, applied):
+    with cluster.admin() as conn:
+        conn.mon("osd pool create", pool="handmade", pg_num=8, autoscale_mode="off")
+    path = cluster.write_spec("handmade.yaml", "cluster: {conf: /etc/ceph/ceph.conf, keyring: "
+                              "/etc/ceph/ceph.client.admin.keyring}\n"
+                              "pools: {handmade: {pg_num: 8}}\n")
+    plan = cluster.cli("plan", "-f", str(path))
+    assert "~ pool.handmade" in plan.stdout and "application: (none) -> " in plan.stdout
+    assert cluster.cli("apply", "-f", str(path), "--yes").returncode == 0
+    with cluster.admin() as conn:
+        [pool] = [p for p in conn.mon("osd pool ls", detail="detail")
+                  if p["pool_name"] == "handmade"]
+        assert list(pool["application_metadata"]) == ["rbd"]
+        with conn.ioctx("handmade") as ioctx:
+            assert ioctx.read("rbd_info") == b"overwrite validated"
     assert cluster.cli("plan", "-f", str(path), "--detailed-exitcode").returncode == 0
 
 
