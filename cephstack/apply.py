@@ -99,17 +99,15 @@ def _create_pool(conn: CephConnection, action: CreatePool) -> None:
     conn.mon("osd pool create", **args)
 
 
-def _init_start(conn: CephConnection, pool: str, snaps: dict[str, int | None]) -> None:
-    snaps[pool] = conn.pool_validate_start(pool)
-
-
 def _pool_init_steps(conn: CephConnection, pool: str, snaps: dict[str, int | None],
                      prefix: str) -> list[_Step]:
     """First half of `rbd pool init`: both go to the monitor in the same round."""
+    def start() -> None:
+        snaps[pool] = conn.pool_validate_start(pool, fresh=prefix == "+")
+
     return [_Step(f"{prefix} pool {pool}: application rbd", lambda: conn.mon(
                 "osd pool application enable", pool=pool, app="rbd")),
-            _Step(f"{prefix} pool {pool}: rbd pool init (validate)",
-                  lambda: _init_start(conn, pool, snaps))]
+            _Step(f"{prefix} pool {pool}: rbd pool init (validate)", start)]
 
 
 def _finish_init(conn: CephConnection, pool: str, snaps: dict[str, int | None],
@@ -118,21 +116,15 @@ def _finish_init(conn: CephConnection, pool: str, snaps: dict[str, int | None],
                  lambda: conn.pool_validate_finish(pool, snaps.get(pool)))
 
 
-def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret],
-               snaps: dict[str, int | None]) -> list[_Step]:
+def _round_one_pools(conn: CephConnection, plan: Plan,
+                     snaps: dict[str, int | None]) -> list[_Step]:
+    """Pool (osdmap) changes go first, alone: the monitor proposes them at once only if
+    nothing else committed in the last paxos_propose_interval (1 s), and auth commits
+    would start that clock."""
     steps = []
     for a in plan.actions:
         if isinstance(a, CreatePool):
             steps.append(_Step(f"+ pool {a.pool.name}", lambda a=a: _create_pool(conn, a)))
-        elif isinstance(a, CreateClient):
-            def create(a: CreateClient = a) -> None:
-                out = conn.mon("auth get-or-create", entity=a.entity,
-                               caps=as_command_list(a.caps))
-                keys[a.entity] = Secret(out[0]["key"])
-            steps.append(_Step(f"+ {a.entity}", create))
-        elif isinstance(a, UpdateCaps):
-            steps.append(_Step(f"~ {a.entity} caps", lambda a=a: conn.mon(
-                "auth caps", entity=a.entity, caps=as_command_list(a.after))))
         elif isinstance(a, InitPool):
             steps += _pool_init_steps(conn, a.name, snaps, "~")
         elif isinstance(a, UpdatePool):
@@ -141,6 +133,22 @@ def _round_one(conn: CephConnection, plan: Plan, keys: dict[str, Secret],
                 for change in sorted(a.pool_changes, key=lambda c: c.field != "size"):
                     _pool_set(conn, a.name, change)
             steps.append(_Step(f"~ pool {a.name}", update))
+    return steps
+
+
+def _round_one_clients(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> list[_Step]:
+    """Auth changes: the monitor commits them at once, so they cost no extra round."""
+    steps = []
+    for a in plan.actions:
+        if isinstance(a, CreateClient):
+            def create(a: CreateClient = a) -> None:
+                out = conn.mon("auth get-or-create", entity=a.entity,
+                               caps=as_command_list(a.caps))
+                keys[a.entity] = Secret(out[0]["key"])
+            steps.append(_Step(f"+ {a.entity}", create))
+        elif isinstance(a, UpdateCaps):
+            steps.append(_Step(f"~ {a.entity} caps", lambda a=a: conn.mon(
+                "auth caps", entity=a.entity, caps=as_command_list(a.after))))
     return steps
 
 
@@ -210,7 +218,8 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
     keys: dict[str, Secret] = {}
     snaps: dict[str, int | None] = {}  # pool -> validation snapshot to release
     try:
-        for make_round in (lambda: _round_one(conn, plan, keys, snaps),
+        for make_round in (lambda: _round_one_pools(conn, plan, snaps),
+                           lambda: _round_one_clients(conn, plan, keys),
                            lambda: _round_two(conn, plan, snaps),
                            lambda: _round_three(conn, plan, state, keys, snaps)):
             _run_round(conn, make_round(), result, progress)

@@ -166,13 +166,15 @@ class CephConnection:
     # write "overwrite validated"). Done here in two halves so that many pools' steps,
     # and the application enable, go to the monitor together: one commit round each.
 
-    def pool_validate_start(self, pool: str) -> int | None:
-        """First half of the validation; returns the snapshot id to release, if any."""
+    def pool_validate_start(self, pool: str, fresh: bool = False) -> int | None:
+        """First half of the validation; returns the snapshot id to release, if any.
+        `fresh`: the pool was just created, so rbd_info cannot exist yet and need not be
+        read (a read would wait for the new PGs to peer and miss the monitor's round)."""
         with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
-            try:
-                state = ioctx.target.read(RBD_INFO)
-            except rados.ObjectNotFound:
-                state = b""
+            state = b""
+            if not fresh:
+                with suppress(rados.ObjectNotFound):
+                    state = ioctx.target.read(RBD_INFO)
             if state in (POOL_VALIDATED, b"validate"):
                 return None
             # A pool that refuses self-managed snapshots (pool snapshots in use) fails here.
