@@ -160,7 +160,8 @@ def _round_two(conn: CephConnection, plan: Plan, snaps: dict[str, int | None]) -
         if not isinstance(a, CreatePool):
             continue
         p = a.pool
-        steps += _pool_init_steps(conn, p.name, snaps, "+")
+        if p.init:
+            steps += _pool_init_steps(conn, p.name, snaps, "+")
         follow_up = [Change("min_size", None, p.min_size)] if p.min_size else []
         follow_up += [Change(f"quota_{f}", None, v) for f, v in
                       (("max_bytes", p.quota.max_bytes), ("max_objects", p.quota.max_objects))
@@ -174,7 +175,7 @@ def _round_two(conn: CephConnection, plan: Plan, snaps: dict[str, int | None]) -
 def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
                  keys: dict[str, Secret], snaps: dict[str, int | None]) -> list[_Step]:
     steps = [_finish_init(conn, a.pool.name, snaps, "+") for a in plan.actions
-             if isinstance(a, CreatePool)]
+             if isinstance(a, CreatePool) and a.pool.init]
     for a in plan.actions:
         if isinstance(a, WriteKeyring):
             def write(a: WriteKeyring = a) -> None:

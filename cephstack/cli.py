@@ -25,6 +25,15 @@ exit codes:
 """
 
 
+AUDIT_EXIT_CODES = f"""\
+exit codes:
+  0  clean: no findings
+  1  warnings only
+  2  errors found (also: invalid spec or arguments)
+  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
+"""
+
+
 def _out(text: str = "") -> None:
     print(text, flush=True)
 
@@ -41,9 +50,9 @@ def _add_output(p: argparse.ArgumentParser) -> None:
                    help="text for people, json for machines (default: text)")
 
 
-def _add_cluster(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--spec", default="cephstack.yaml",
-                   help="spec file (default: cephstack.yaml)")
+def _add_cluster(p: argparse.ArgumentParser, spec_default: str | None = "cephstack.yaml") -> None:
+    p.add_argument("-f", "--spec", default=spec_default,
+                   help=f"spec file (default: {spec_default or 'none'})")
     g = p.add_argument_group("reaching the cluster (override the spec's cluster: section)")
     g.add_argument("--conf", help="ceph.conf path")
     g.add_argument("--keyring", help="admin keyring path")
@@ -59,8 +68,9 @@ def _load(args: argparse.Namespace):
 
 def _connect(args: argparse.Namespace, spec):
     from cephstack.ceph.adapter import CephConnection, ClusterAccess
+    from cephstack.spec import ClusterSettings
 
-    c = spec.cluster
+    c = spec.cluster if spec is not None else ClusterSettings()
     client = args.client or c.client
     if not client.startswith("client."):
         client = f"client.{client}"
@@ -166,6 +176,56 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = run_verify(spec, admin, only=args.only, progress=progress)
     _out(dumps(verify_json(report)) if args.output == "json" else verify_text(report))
     return 0 if report.passed else EXIT_FAILED
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from cephstack.audit import audit, exit_code, rbd_users, recognise
+    from cephstack.catalog import desired_clients
+    from cephstack.ceph.observe import observe, volume_snapshots
+    from cephstack.report import audit_json, audit_text, dumps
+
+    spec = _load(args) if args.spec else None
+    with _connect(args, spec) as conn:
+        state = observe(conn)
+        paths: dict[str, str] = {}
+        if spec is not None and spec.keyrings.manage:
+            paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
+        if args.keyring_dir:
+            paths.update({e: str(Path(args.keyring_dir) / f"ceph.{e}.keyring")
+                          for e in rbd_users(state)})
+        state = observe(conn, paths) if paths else state
+        roles, _ = recognise(state, spec)
+        volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
+                               for p in r.pools} & set(state.pools))
+        snapshots = volume_snapshots(conn, volume_pools)
+    findings = audit(state, spec, state.keyring_files, snapshots)
+    _out(dumps(audit_json(findings)) if args.output == "json" else audit_text(findings))
+    return exit_code(findings)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cephstack.adopt import import_spec
+    from cephstack.ceph.observe import observe
+    from cephstack.spec import ClusterSettings
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        _err(f"error: {out} exists; use --force to overwrite it")
+        return EXIT_FAILED
+    with _connect(args, None) as conn:
+        state = observe(conn)
+    access = conn.access
+    cluster = ClusterSettings(str(Path(access.conf).absolute()),
+                              str(Path(access.keyring).absolute()) if access.keyring else None,
+                              access.client, access.connect_timeout)
+    keyring_dir = str(Path(args.keyring_dir).absolute()) if args.keyring_dir else None
+    out.write_text(import_spec(state, cluster, keyring_dir, args.fix))
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "spec": str(out), "fix": args.fix}))
+    else:
+        _out(f"Wrote {out}{' (least-privilege caps)' if args.fix else ''}. "
+             f"Next: cephstack plan -f {out}")
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -285,6 +345,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only remove leftovers of a killed verify run, touching nothing else")
     _add_output(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("audit", help="what is wrong today for OpenStack on RBD",
+                       formatter_class=fmt, epilog=AUDIT_EXIT_CODES,
+                       description="Read the cluster (with or without a spec) and report "
+                       "findings: caps that break evacuate, copy-on-write clones or image "
+                       "deletes, over-broad caps, shared keys, pools without the rbd "
+                       "application, risky pool sizes and PG counts, keyring files readable "
+                       "by others or out of date, backup snapshots piling up. Changes "
+                       "nothing.")
+    _add_cluster(p, spec_default=None)
+    p.add_argument("--keyring-dir", help="also check the keyring files in this directory")
+    _add_output(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("import", help="write a spec that describes a hand-made cluster",
+                       formatter_class=fmt, epilog=EXIT_CODES,
+                       description="Write a spec describing the cluster as it is (its RBD "
+                       "pools; OpenStack users recognised as services when their caps are "
+                       "the compiled ones, the rest as explicit clients), so `cephstack "
+                       "plan` says No changes. With --fix, the recognised services get "
+                       "least-privilege caps, so `plan` shows the fixes the audit asks for. "
+                       "Reads the cluster only.")
+    _add_cluster(p, spec_default=None)
+    p.add_argument("--out", default="cephstack.yaml", help="default: cephstack.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--fix", action="store_true", help="least-privilege caps for services")
+    p.add_argument("--keyring-dir", help="manage the keyring files in this directory")
+    _add_output(p)
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("sandbox", help="a throwaway single-node cluster on loopback",
                        formatter_class=fmt, epilog=EXIT_CODES,

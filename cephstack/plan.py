@@ -63,7 +63,7 @@ class CreatePool(Action):
             ("size", p.size), ("min_size", p.min_size), ("crush_rule", p.crush_rule),
             ("quota_max_bytes", p.quota.max_bytes or None),
             ("quota_max_objects", p.quota.max_objects or None),
-            ("application", f"{RBD_APPLICATION} (pool init)"),
+            ("application", f"{RBD_APPLICATION} (pool init)" if p.init else None),
         ]
         return tuple(Change(f, None, v) for f, v in fields if v is not None)
 
@@ -265,7 +265,7 @@ def make_plan(spec: Spec, state: ClusterState) -> Plan:
         if have is None:
             actions.append(CreatePool(want))
             continue
-        if RBD_APPLICATION not in have.applications:
+        if want.init and RBD_APPLICATION not in have.applications:
             actions.append(InitPool(name, have.applications))
         if changes := _pool_changes(want, have):
             actions.append(UpdatePool(name, changes))
@@ -282,7 +282,7 @@ def make_plan(spec: Spec, state: ClusterState) -> Plan:
                                       tuple(current.missing_from(client.caps))))
 
     k = spec.keyrings
-    for entity in wanted:
+    for entity in wanted if k.manage else ():
         path = k.path_for(entity)
         on_disk = state.keyring_files.get(entity)
         cluster_key = state.clients[entity].key if entity in state.clients else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cephstack.audit import Finding
 from cephstack.plan import Action, Plan
 from cephstack.verify.model import VerifyReport
 
@@ -124,6 +125,22 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         "steps": [vars(s) for s in report.steps],
         "cleanup": report.cleanup,
     }
+
+
+def audit_text(findings: list[Finding]) -> str:
+    if not findings:
+        return "Audit clean: no findings."
+    lines = []
+    for f in findings:
+        lines += [f"{f.severity.upper():<7} {f.id}  {f.entity}", f"        {f.what}",
+                  f"        breaks: {f.breaks}", f"        fix:    {f.fix}"]
+    errors = sum(f.severity == "error" for f in findings)
+    lines.append(f"Audit: {errors} error(s), {len(findings) - errors} warning(s).")
+    return "\n".join(lines)
+
+
+def audit_json(findings: list[Finding]) -> dict[str, Any]:
+    return {"format_version": FORMAT_VERSION, "findings": [vars(f) for f in findings]}
 
 
 def dumps(data: dict[str, Any]) -> str:

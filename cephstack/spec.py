@@ -47,6 +47,7 @@ class PoolSpec:
     min_size: int | None = None
     crush_rule: str | None = None
     quota: Quota = Quota()
+    init: bool = True  # false: leave the rbd application and pool init alone (adopted pools)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class KeyringSettings:
     owner: str | None = None  # None: leave as created (the running user)
     group: str | None = None
     mode: int = 0o600
+    manage: bool = True  # false: cephstack writes no keyring files (an imported spec)
 
     def path_for(self, entity: str) -> str:
         return str(Path(self.directory) / f"ceph.{entity}.keyring")
@@ -236,7 +238,7 @@ def _pools(r: _Reader, node: yaml.Node) -> dict[str, PoolSpec]:
 
 def _pool(r: _Reader, name: str, node: yaml.Node, where: str) -> PoolSpec:
     m = r.mapping(node, where, ("pg_num", "autoscale", "target_size_ratio", "size", "min_size",
-                                "crush_rule", "quota"))
+                                "crush_rule", "quota", "init"))
     out: dict[str, Any] = {}
 
     def integer(key: str, low: int, high: int) -> None:
@@ -250,10 +252,11 @@ def _pool(r: _Reader, name: str, node: yaml.Node, where: str) -> PoolSpec:
     integer("pg_num", 1, 65536)
     integer("size", 1, 10)
     integer("min_size", 1, 10)
-    if "autoscale" in m:
-        v = r.value(m["autoscale"][1], f"{where}.autoscale", (bool,), "true or false")
-        if v is not None:
-            out["autoscale"] = v
+    for flag in ("autoscale", "init"):
+        if flag in m:
+            v = r.value(m[flag][1], f"{where}.{flag}", (bool,), "true or false")
+            if v is not None:
+                out[flag] = v
     if "target_size_ratio" in m:
         node_ = m["target_size_ratio"][1]
         v = r.value(node_, f"{where}.target_size_ratio", (int, float), "a ratio")
@@ -379,8 +382,12 @@ def _clients(r: _Reader, node: yaml.Node,
 
 
 def _keyrings(r: _Reader, node: yaml.Node, base: Path) -> KeyringSettings:
-    m = r.mapping(node, "keyrings", ("directory", "owner", "group", "mode"))
+    m = r.mapping(node, "keyrings", ("directory", "owner", "group", "mode", "manage"))
     out: dict[str, Any] = {}
+    if "manage" in m:
+        v = r.value(m["manage"][1], "keyrings.manage", (bool,), "true or false")
+        if v is not None:
+            out["manage"] = v
     if "directory" in m and (v := r.value(m["directory"][1], "keyrings.directory", (str,),
                                           "a path")):
         out["directory"] = _path(base, v)

@@ -125,3 +125,15 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -
         max_pg_per_osd=_mon_setting(config or [], "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
         default_pool_size=_mon_setting(config or [], "osd_pool_default_size", DEFAULT_POOL_SIZE),
     )
+
+
+def volume_snapshots(conn: CephConnection, pools: list[str]) -> dict[str, list[str]]:
+    """Snapshots of Cinder volumes ("pool/volume-<id>" -> names): one read per volume, so
+    only the audit asks for it."""
+    out: dict[str, list[str]] = {}
+    for pool in pools:
+        for name in conn.rbd("list", pool):
+            if name.startswith("volume-"):
+                with conn.image(pool, name, read_only=True) as image:
+                    out[f"{pool}/{name}"] = [s["name"] for s in image.list_snaps()]
+    return out

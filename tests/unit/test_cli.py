@@ -11,7 +11,10 @@ from cephstack.cli import main
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.parametrize("argv", [[], ["init"], ["plan"], ["apply"], ["verify"], ["sandbox"]])
+COMMANDS = ["init", "plan", "apply", "verify", "audit", "import", "sandbox"]
+
+
+@pytest.mark.parametrize("argv", [[]] + [[c] for c in COMMANDS])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main([*argv, "--help"])
