@@ -69,6 +69,16 @@ def test_reapply_changes_nothing(cluster, applied):
     assert cluster.cli("plan", "-f", str(spec_path), "--detailed-exitcode").returncode == 0
 
 
+def test_a_cluster_from_the_default_spec_audits_clean(cluster, applied):
+    with_spec = cluster.cli("audit", "-f", str(applied[0]))
+    assert with_spec.returncode == 0, with_spec.stdout
+    assert "Audit clean: no findings." in with_spec.stdout
+    by_names = cluster.cli("audit", "--conf", str(cluster.box.conf), "--keyring",
+                           str(cluster.box.admin_keyring), "--keyring-dir",
+                           str(cluster.workdir / "keys"))
+    assert by_names.returncode == 0, by_names.stdout
+
+
 def test_observe_costs_a_fixed_number_of_mon_commands(cluster, applied):
     spec = load_spec(applied[0])
     with cluster.admin() as conn:
