@@ -149,7 +149,7 @@ class CephConnection:
         after all have finished (so nothing is left half-sent)."""
         if len(calls) <= 1:
             return [c() for c in calls]
-        with ThreadPoolExecutor(max_workers=min(32, len(calls))) as pool:
+        with ThreadPoolExecutor(max_workers=min(128, len(calls))) as pool:
             futures = [pool.submit(c) for c in calls]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
