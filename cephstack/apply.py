@@ -18,7 +18,7 @@ from cephstack.caps import as_command_list
 from cephstack.ceph.adapter import CephConnection
 from cephstack.ceph.observe import ClusterState
 from cephstack.errors import CephstackError, PlanRefused
-from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_secret_file
+from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_atomic
 from cephstack.plan import (
     Action,
     Change,
@@ -27,6 +27,7 @@ from cephstack.plan import (
     FixKeyringAccess,
     InitPool,
     Plan,
+    RewriteRenderedFile,
     UpdateCaps,
     UpdatePool,
     WriteKeyring,
@@ -180,8 +181,11 @@ def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
         if isinstance(a, WriteKeyring):
             def write(a: WriteKeyring = a) -> None:
                 key = keys.get(a.entity) or state.clients[a.entity].key
-                write_secret_file(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group)
+                write_atomic(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group)
             steps.append(_Step(f"{a.symbol} keyring {a.path}", write))
+        elif isinstance(a, RewriteRenderedFile):
+            steps.append(_Step(f"~ file {a.path}", lambda a=a: write_atomic(
+                a.path, a.text, a.mode)))
         elif isinstance(a, FixKeyringAccess):
             steps.append(_Step(f"~ keyring {a.path}: access", lambda a=a: set_file_access(
                 a.path, a.mode, a.owner, a.group)))

@@ -84,20 +84,26 @@ def _observe(conn, spec):
     from cephstack.ceph.observe import observe
 
     paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-    return observe(conn, paths)
+    return observe(conn, paths, monmap=spec.render is not None)
+
+
+def _plan(spec, state):
+    from cephstack.plan import make_plan
+    from cephstack.render.drift import rendered_on_disk
+
+    return make_plan(spec, state, rendered_on_disk(spec, state))
 
 
 # -- commands ---------------------------------------------------------------------
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from cephstack.plan import make_plan
     from cephstack.report import dumps, plan_json, plan_text
 
     spec = _load(args)
     with _connect(args, spec) as conn:
         state = _observe(conn, spec)
-        plan = make_plan(spec, state)
+        plan = _plan(spec, state)
     if args.output == "json":
         _out(dumps(plan_json(plan, mon_commands=conn.commands_sent)))
     else:
@@ -119,14 +125,13 @@ def _confirm(args: argparse.Namespace) -> bool:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from cephstack.apply import apply_plan
-    from cephstack.plan import make_plan
     from cephstack.report import dumps, plan_json, plan_text
 
     spec = _load(args)
     as_json = args.output == "json"
     with _connect(args, spec) as conn:
         state = _observe(conn, spec)
-        plan = make_plan(spec, state)
+        plan = _plan(spec, state)
         if not as_json:
             _out(plan_text(plan))
         if plan.empty:
@@ -140,7 +145,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         result = apply_plan(conn, plan, state, allow_disruptive=args.allow_disruptive,
                             progress=progress)
         # Converged means: observing again finds nothing left to do.
-        after = make_plan(spec, _observe(conn, spec))
+        after = _plan(spec, _observe(conn, spec))
     if as_json:
         _out(dumps(plan_json(plan, applied=result.done, seconds=round(result.seconds, 3),
                              mon_commands=conn.commands_sent, converged=after.empty)))
@@ -225,6 +230,103 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         _out(f"Wrote {out}{' (least-privilege caps)' if args.fix else ''}. "
              f"Next: cephstack plan -f {out}")
+    return 0
+
+
+def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
+    from cephstack.ceph.observe import observe
+    from cephstack.keyfiles import write_atomic
+    from cephstack.render.bundle import render
+    from cephstack.render.drift import facts_of
+
+    fmt = args.format or (spec.render.format if spec.render else "plain")
+    with _connect(args, spec) as conn:
+        files = render(spec, facts_of(observe(conn, monmap=True)), fmt)
+    report = []
+    for f in files:
+        path = out / f.path
+        current = path.read_text() if path.is_file() else None
+        if current != f.text:
+            mode = spec.keyrings.mode if f.secret else f.mode
+            write_atomic(str(path), f.text, mode, spec.keyrings.owner if f.secret else None,
+                         spec.keyrings.group if f.secret else None)
+        state = "unchanged" if current == f.text else "updated" if current else "created"
+        report.append({"path": str(path), "state": state, "holds_key": f.secret})
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "format": fmt, "files": report}, indent=2))
+    else:
+        for r in report:
+            _out(f"  {r['state']:<9} {r['path']}" + ("   (key: sensitive)" if r["holds_key"]
+                                                     else ""))
+        changed = sum(r["state"] != "unchanged" for r in report)
+        _out(f"Render ({fmt}): {changed} file(s) written, "
+             f"{len(report) - changed} unchanged, in {out}.")
+    return 0
+
+
+def _merge_into(args: argparse.Namespace, spec) -> int:
+    import difflib
+
+    from cephstack.ceph.observe import observe
+    from cephstack.keyfiles import write_atomic
+    from cephstack.render.bundle import service_sections
+    from cephstack.render.merge import merge_ini
+
+    path = Path(args.merge_into)
+    service = args.as_service or {"glance-api.conf": "glance", "cinder.conf": "cinder",
+                                  "nova.conf": "nova"}.get(path.name)
+    if service is None:
+        _err(f"error: cannot tell which service {path.name} belongs to; "
+             "give --as glance|cinder|nova")
+        return EXIT_BAD_INPUT
+    if not path.is_file():
+        _err(f"error: {path} does not exist (--merge-into updates an existing file)")
+        return EXIT_FAILED
+    with _connect(args, spec) as conn:
+        fsid = observe(conn).fsid
+    before = path.read_text()
+    after = merge_ini(before, service_sections(spec, fsid, service))
+    diff = "".join(difflib.unified_diff(before.splitlines(keepends=True),
+                                        after.splitlines(keepends=True),
+                                        str(path), f"{path} (cephstack)"))
+    if after != before:
+        backup = path.with_name(path.name + ".cephstack.bak")
+        mode = path.stat().st_mode & 0o777
+        write_atomic(str(backup), before, mode)
+        write_atomic(str(path), after, mode)
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "path": str(path), "changed": after != before,
+                         "diff": diff}, indent=2))
+    else:
+        _out(diff.rstrip("\n") if diff else f"No changes: {path} already has cephstack's "
+             "options.")
+        if diff:
+            _out(f"Updated {path}; the previous version is in {path.name}.cephstack.bak.")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if args.merge_into:
+        return _merge_into(args, spec)
+    out = args.out or (spec.render.directory if spec.render else None)
+    if out is None:
+        _err("error: give --out DIR (or render.directory in the spec)")
+        return EXIT_BAD_INPUT
+    return _render_files(args, spec, Path(out))
+
+
+def cmd_secrets(args: argparse.Namespace) -> int:
+    from cephstack.render.libvirt import install
+
+    done = install(args.dir, args.uri)
+    if args.output == "json":
+        _out(json.dumps({"format_version": "1", "secrets": [vars(s) for s in done]}, indent=2))
+    else:
+        for s in done:
+            _out(f"  {'set' if s.changed else 'unchanged':<9} {s.uuid}  {s.usage}")
+        _out(f"Secrets: {sum(s.changed for s in done)} set, "
+             f"{sum(not s.changed for s in done)} unchanged ({args.uri}).")
     return 0
 
 
@@ -374,6 +476,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyring-dir", help="manage the keyring files in this directory")
     _add_output(p)
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("render", help="write ceph.conf, OpenStack config, keyrings, secrets",
+                       formatter_class=fmt, epilog=EXIT_CODES,
+                       description="From the spec and the live cluster (fsid, monitors, "
+                       "keys): client ceph.conf, Glance/Cinder/Cinder-backup/Nova settings, "
+                       "libvirt secrets and keyrings, per host role (plain: controller/, "
+                       "backup/, compute/) or as kolla-ansible expects (kolla). Keys go only "
+                       "into files (mode of keyrings.mode), never to the terminal. With "
+                       "--merge-into, update an existing glance-api.conf, cinder.conf or "
+                       "nova.conf in place: only cephstack's options change; a backup is "
+                       "kept and the diff shown.")
+    _add_cluster(p)
+    p.add_argument("--out", help="output directory (default: render.directory in the spec)")
+    p.add_argument("--format", choices=("plain", "kolla"), help="default: plain")
+    p.add_argument("--merge-into", metavar="PATH", help="an existing service config file")
+    p.add_argument("--as", dest="as_service", choices=("glance", "cinder", "nova"),
+                   help="which service PATH belongs to (default: from its file name)")
+    _add_output(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("secrets", help="install rendered libvirt secrets on a compute host",
+                       formatter_class=fmt, epilog=EXIT_CODES,
+                       description="install: define each <uuid>.xml secret of --dir in "
+                       "libvirt and set its value from <uuid>.key, through libvirt's Python "
+                       "binding (the key never goes on a command line). Idempotent.")
+    p.add_argument("action", choices=("install",))
+    p.add_argument("--dir", default="compute/secrets",
+                   help="rendered secrets (default: compute/secrets)")
+    p.add_argument("--uri", default="qemu:///system", help="libvirt URI (default: "
+                   "qemu:///system)")
+    _add_output(p)
+    p.set_defaults(func=cmd_secrets)
 
     p = sub.add_parser("sandbox", help="a throwaway single-node cluster on loopback",
                        formatter_class=fmt, epilog=EXIT_CODES,

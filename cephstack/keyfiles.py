@@ -112,9 +112,10 @@ def resolve_owner(owner: str | None, group: str | None) -> tuple[int, int]:
     return uid, gid
 
 
-def write_secret_file(path: str, text: str, mode: int, owner: str | None = None,
+def write_atomic(path: str, text: str, mode: int, owner: str | None = None,
                       group: str | None = None) -> None:
-    """Atomically replace `path` with `text`, created with `mode` and the given owner."""
+    """Atomically replace `path` with `text`, created with `mode` and the given owner.
+    Every file cephstack writes goes through here; those holding keys get 0600/0640."""
     target = Path(path)
     uid, gid = resolve_owner(owner, group)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)

@@ -6,11 +6,13 @@ marked disruptive; apply runs them only when explicitly allowed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cephstack.caps import Caps, parse_cap
 from cephstack.catalog import desired_clients
 from cephstack.ceph.observe import ClusterState, PoolState
+from cephstack.render.drift import RenderedOnDisk
 from cephstack.spec import PoolSpec, Spec
 
 RBD_APPLICATION = "rbd"
@@ -183,6 +185,38 @@ class FixKeyringAccess(Action):
 
 
 @dataclass(frozen=True)
+class RewriteRenderedFile(Action):
+    """A file `cephstack render` wrote that no longer matches the spec and the cluster."""
+
+    path: str
+    text: str
+    secret: bool
+    mode: int  # the keyring mode for files holding keys
+    differences: tuple[Change, ...]
+    kind = "rewrite_rendered_file"
+
+    @property
+    def address(self) -> str:
+        return f"file {self.path}"
+
+    def changes(self) -> tuple[Change, ...]:
+        return self.differences
+
+
+def _differences(on_disk: str, wanted: str, secret: bool) -> tuple[Change, ...]:
+    if secret:  # never show a key, not even a changed one
+        return (Change("key", "(sensitive)", "(sensitive)", why="differs from the cluster's"),)
+    def options(text: str) -> dict[str, str]:
+        return {line.split("=", 1)[0].strip(): line.split("=", 1)[1].strip()
+                for line in text.splitlines()
+                if "=" in line and not line.lstrip().startswith(("#", ";"))}
+    have, want = options(on_disk), options(wanted)
+    changed = tuple(Change(k, have.get(k), want.get(k)) for k in sorted(set(have) | set(want))
+                    if have.get(k) != want.get(k))
+    return changed or (Change("text", "differs", "as rendered"),)
+
+
+@dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
     unmanaged_pools: tuple[str, ...] = ()
@@ -257,7 +291,8 @@ def _pg_budget(spec: Spec, state: ClusterState) -> tuple[str, ...]:
             "lower pg_num, use autoscale: true, or add OSDs",)
 
 
-def make_plan(spec: Spec, state: ClusterState) -> Plan:
+def make_plan(spec: Spec, state: ClusterState,
+              rendered: Sequence[RenderedOnDisk] = ()) -> Plan:
     """Compare the spec with the observed state; return the actions that close the gap."""
     actions: list[Action] = []
     for name, want in spec.pools.items():
@@ -300,6 +335,13 @@ def make_plan(spec: Spec, state: ClusterState) -> Plan:
                 access.append(Change("group", on_disk.group, k.group))
             if access:
                 actions.append(FixKeyringAccess(path, tuple(access), k.mode, k.owner, k.group))
+
+    for f in rendered:
+        if f.on_disk != f.wanted.text:
+            actions.append(RewriteRenderedFile(
+                f.path, f.wanted.text, f.wanted.secret,
+                spec.keyrings.mode if f.wanted.secret else f.wanted.mode,
+                _differences(f.on_disk, f.wanted.text, f.wanted.secret)))
 
     unmanaged_pools = tuple(sorted(n for n in state.pools if n not in spec.pools))
     unmanaged_clients = tuple(sorted(

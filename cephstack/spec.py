@@ -78,6 +78,12 @@ class KeyringSettings:
 
 
 @dataclass(frozen=True)
+class RenderSettings:
+    directory: str
+    format: str = "plain"  # plain | kolla
+
+
+@dataclass(frozen=True)
 class Spec:
     path: str
     cluster: ClusterSettings = ClusterSettings()
@@ -85,6 +91,7 @@ class Spec:
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     clients: dict[str, ClientSpec] = field(default_factory=dict)
     keyrings: KeyringSettings = KeyringSettings()
+    render: RenderSettings | None = None  # where `cephstack render` writes; plan checks drift
 
 
 def parse_size(text: str | int) -> int:
@@ -186,16 +193,32 @@ def parse_spec(text: str, path: str = "<spec>") -> Spec:
     r = _Reader(path, loader)
     if root is None:
         raise SpecError([f"{path}:1: the spec is empty"])
-    top = r.mapping(root, "", ("cluster", "pools", "services", "clients", "keyrings"))
+    top = r.mapping(root, "", ("cluster", "pools", "services", "clients", "keyrings", "render"))
     base = Path(path).parent
     cluster = _cluster(r, top["cluster"][1], base) if "cluster" in top else ClusterSettings()
     pools = _pools(r, top["pools"][1]) if "pools" in top else {}
     services = _services(r, top["services"][1], pools) if "services" in top else {}
     clients = _clients(r, top["clients"][1], services) if "clients" in top else {}
     keyrings = _keyrings(r, top["keyrings"][1], base) if "keyrings" in top else KeyringSettings()
+    render = _render(r, top["render"][1], base) if "render" in top else None
     if r.problems:
         raise SpecError(r.problems)
-    return Spec(path, cluster, pools, services, clients, keyrings)
+    return Spec(path, cluster, pools, services, clients, keyrings, render)
+
+
+def _render(r: _Reader, node: yaml.Node, base: Path) -> RenderSettings | None:
+    m = r.mapping(node, "render", ("directory", "format"))
+    if "directory" not in m:
+        r.problem(node, "render", "missing 'directory': where rendered files go")
+        return None
+    directory = r.value(m["directory"][1], "render.directory", (str,), "a path")
+    fmt = "plain"
+    if "format" in m:
+        fmt = r.value(m["format"][1], "render.format", (str,), "plain or kolla")
+        if fmt not in ("plain", "kolla"):
+            r.problem(m["format"][1], "render.format", f"expected plain or kolla, got {fmt!r}")
+            return None
+    return RenderSettings(_path(base, directory), fmt) if directory else None
 
 
 def _path(base: Path, value: str) -> str:

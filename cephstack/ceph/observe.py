@@ -49,6 +49,7 @@ class ClusterState:
     osds_in: int = 0
     max_pg_per_osd: int = DEFAULT_MAX_PG_PER_OSD
     default_pool_size: int = DEFAULT_POOL_SIZE  # what a pool created without size gets
+    monmap: dict = field(default_factory=dict)  # `mon dump`, when asked for (rendering)
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -99,15 +100,20 @@ def _mon_setting(config: list[dict], name: str, default: int) -> int:
     return default
 
 
-def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -> ClusterState:
-    """Read the cluster's state. `keyring_paths`: entity -> keyring file to inspect."""
-    detail, rules, auth, osd_stat, config = conn.concurrently([
+def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
+            monmap: bool = False) -> ClusterState:
+    """Read the cluster's state. `keyring_paths`: entity -> keyring file to inspect;
+    `monmap`: also read the monitor map (for rendering client configuration)."""
+    reads = [
         lambda: conn.mon("osd pool ls", detail="detail"),
         lambda: conn.mon("osd crush rule dump"),
         lambda: conn.mon("auth ls"),
         lambda: conn.mon("osd stat"),
         lambda: conn.mon("config dump"),
-    ])
+    ]
+    if monmap:
+        reads.append(lambda: conn.mon("mon dump"))
+    detail, rules, auth, osd_stat, config, *mons = conn.concurrently(reads)
     rule_names = {r["rule_id"]: r["rule_name"] for r in rules or []}
     clients = {
         e["entity"]: ClientState(e["entity"], dict(e.get("caps", {})), Secret(e.get("key", "")))
@@ -124,6 +130,7 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None) -
         osds_in=int((osd_stat or {}).get("num_in_osds", 0)),
         max_pg_per_osd=_mon_setting(config or [], "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
         default_pool_size=_mon_setting(config or [], "osd_pool_default_size", DEFAULT_POOL_SIZE),
+        monmap=mons[0] if mons else {},
     )
 
 

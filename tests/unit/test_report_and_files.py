@@ -6,7 +6,7 @@ import pytest
 
 from cephstack.ceph.observe import ClusterState
 from cephstack.defaults import DEFAULT_SPEC
-from cephstack.keyfiles import Secret, keyring_key, keyring_text, write_secret_file
+from cephstack.keyfiles import Secret, keyring_key, keyring_text, write_atomic
 from cephstack.plan import make_plan
 from cephstack.report import dumps, plan_json, plan_text, summary_line
 from cephstack.spec import parse_spec
@@ -62,8 +62,8 @@ def test_keyring_round_trip():
 @pytest.mark.parametrize("mode", [0o600, 0o640])
 def test_secret_file_is_written_atomically_with_its_mode(tmp_path, mode):
     target = tmp_path / "keys" / "ceph.client.x.keyring"
-    write_secret_file(str(target), "one\n", mode)
-    write_secret_file(str(target), "two\n", mode)
+    write_atomic(str(target), "one\n", mode)
+    write_atomic(str(target), "two\n", mode)
     assert target.read_text() == "two\n"
     assert stat.S_IMODE(os.stat(target).st_mode) == mode
     assert os.listdir(target.parent) == [target.name]  # no temp file left behind
