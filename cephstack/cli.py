@@ -442,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "step passed.")
     _add_cluster(p)
     p.add_argument("--only", metavar="SERVICE",
-                   help="glance, cinder-volume, cinder-backup or nova")
+                   help="glance, cinder-volume, cinder-backup, nova, or config (the "
+                   "checks of rendered files only)")
     p.add_argument("--cleanup", action="store_true",
                    help="only remove leftovers of a killed verify run, touching nothing else")
     _add_output(p)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephstackError
 from cephstack.spec import SERVICE_KINDS, Spec
-from cephstack.verify import privilege, workflows
+from cephstack.verify import config, privilege, workflows
 from cephstack.verify.cleanup import cleanup
 from cephstack.verify.evacuate import Takeover, finish
 from cephstack.verify.model import RunNames, VerifyReport
@@ -17,9 +17,9 @@ from cephstack.verify.workflows import Context, Identity
 
 
 def _selected(spec: Spec, only: str | None) -> list[str]:
-    if only is not None and only not in spec.services:
+    if only is not None and only not in spec.services and only != config.SERVICE:
         raise CephstackError(f"--only {only}: the spec has no such service",
-                             hint=f"one of: {', '.join(spec.services) or '(none)'}")
+                             hint=f"one of: {', '.join([*spec.services, config.SERVICE])}")
     return [k for k in SERVICE_KINDS if k in spec.services and only in (None, k)]
 
 
@@ -35,6 +35,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
     report = VerifyReport(names.run_id)
     # Clones need Glance's image; backups read sources as Cinder's user.
     needed = set(services)
+    if only == config.SERVICE:  # the checks compare what the services' users connect to
+        needed = {k for k in ("glance", "cinder-volume", "nova") if k in spec.services}
     if needed & {"cinder-volume", "nova"} and "glance" in spec.services:
         needed.add("glance")
     if "cinder-backup" in needed:
@@ -59,6 +61,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             workflows.nova(ctx, runner)
         if takeover is not None:
             report.takeover_seconds = finish(ctx, runner, takeover)
+        if only in (None, config.SERVICE):
+            config.checks(ctx, runner)
         for kind in services:
             if kind in connected:
                 privilege.matrix(ctx, runner, admin, kind)

@@ -193,3 +193,24 @@ def test_secrets_install_into_a_real_libvirtd(cluster, rendered, libvirtd):
         for uuid in uuids.values():
             with contextlib.suppress(libvirt.libvirtError):
                 conn.secretLookupByUUIDString(uuid).undefine()
+
+
+def test_verify_checks_the_rendered_files(cluster, rendered):
+    spec, out = rendered
+    proc = cluster.cli("verify", "-f", str(spec), "--only", "config", "--output", "json")
+    steps = {s["name"]: s for s in json.loads(proc.stdout)["steps"] if s["service"] == "config"}
+    assert proc.returncode == 0, proc.stdout
+    assert {s["result"] for s in steps.values()} == {"pass"} and len(steps) == 3
+    cinder = out / "controller" / "cinder.conf"
+    good = cinder.read_text()
+    uuid = secret_uuid(_fsid(cluster), "client.cinder-volume")
+    cinder.write_text(good.replace(uuid, "00000000-0000-4000-8000-000000000000"))
+    try:
+        proc = cluster.cli("verify", "-f", str(spec), "--only", "config", "--output", "json")
+    finally:
+        cinder.write_text(good)
+    [bad] = [s for s in json.loads(proc.stdout)["steps"] if s["result"] == "fail"]
+    assert proc.returncode == 1
+    assert "no libvirt secret 00000000-0000-4000-8000-000000000000 for client.cinder-volume" \
+        in bad["error"]
+    assert "cephstack render" in bad["fix"]
