@@ -344,6 +344,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         and f"  keyring: {args.keyring}",
         "  directory: /var/openstack/ceph": args.keyring_dir
         and f"  directory: {args.keyring_dir}",
+        "# render: {directory: /etc/cephstack/openstack, format: plain}": args.render_dir
+        and f"render: {{directory: {args.render_dir}, format: plain}}",
     }
     for old, new in replacements.items():
         if new:
@@ -408,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keyring", help="admin keyring to put in the spec")
     p.add_argument("--keyring-dir", help="where service keyrings go "
                    "(default /var/openstack/ceph)")
+    p.add_argument("--render-dir", help="where `cephstack render` writes (default: unset)")
     _add_output(p)
     p.set_defaults(func=cmd_init)
 

@@ -48,4 +48,8 @@ keyrings:
   mode: "0600"                       # 0600 or 0640 (group-readable by owner/group below)
   # owner: root
   # group: root
+
+# Where `cephstack render` writes the OpenStack side (plain: controller/, backup/, compute/;
+# or kolla); with it, plan reports drift of those files and verify checks them.
+# render: {directory: /etc/cephstack/openstack, format: plain}
 """

@@ -31,8 +31,9 @@ def test_module_entry_point_works():
 
 def test_init_writes_the_default_spec(tmp_path, capsys):
     out = tmp_path / "s.yaml"
-    assert main(["init", "--out", str(out), "--keyring-dir", "keys"]) == 0
+    assert main(["init", "--out", str(out), "--keyring-dir", "keys", "--render-dir", "r"]) == 0
     assert "directory: keys" in out.read_text()
+    assert "\nrender: {directory: r, format: plain}\n" in out.read_text()
     assert main(["init", "--out", str(out)]) == 1  # never overwrites without --force
     assert "exists" in capsys.readouterr().err
 
