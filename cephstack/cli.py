@@ -60,6 +60,13 @@ def _add_cluster(p: argparse.ArgumentParser, spec_default: str | None = "cephsta
     g.add_argument("--connect-timeout", type=float, help="seconds (default 10)")
 
 
+def _would_overwrite(out: Path, force: bool) -> bool:
+    if out.exists() and not force:
+        _err(f"error: {out} exists; use --force to overwrite it")
+        return True
+    return False
+
+
 def _load(args: argparse.Namespace):
     from cephstack.spec import load_spec
 
@@ -159,14 +166,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C, so verify's cleanup (a finally block) runs."""
+    raise KeyboardInterrupt
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from cephstack.report import dumps, verify_json, verify_text
     from cephstack.verify.cleanup import cleanup
     from cephstack.verify.run import run_verify
 
     spec = _load(args)
-    # SIGTERM too must reach the cleanup in run_verify's finally.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     with _connect(args, spec) as admin:
         if args.cleanup:
             removed = cleanup(admin, list(spec.pools))
@@ -214,8 +225,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from cephstack.spec import ClusterSettings
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        _err(f"error: {out} exists; use --force to overwrite it")
+    if _would_overwrite(out, args.force):
         return EXIT_FAILED
     with _connect(args, None) as conn:
         state = observe(conn)
@@ -334,8 +344,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from cephstack.defaults import DEFAULT_SPEC
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        _err(f"error: {out} exists; use --force to overwrite it")
+    if _would_overwrite(out, args.force):
         return EXIT_FAILED
     text = DEFAULT_SPEC
     replacements = {

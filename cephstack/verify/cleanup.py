@@ -10,25 +10,20 @@ from cephstack.verify.model import MARKER
 
 
 def _remove_image(admin: CephConnection, pool: str, name: str) -> None:
+    # Any client still watching a verify image is a dead one (a crashed "host" of the
+    # evacuate check, or a run that was killed): blocklist it first, or librbd would wait
+    # for its exclusive lock until the OSD drops the watch (30 s). Read-only: no watch of
+    # our own.
+    with admin.image(pool, name, read_only=True) as image:
+        stale = list(image.watchers_list())
+    for watcher in stale:
+        admin.mon("osd blocklist", blocklistop="add", addr=watcher["addr"])
     with admin.image(pool, name) as image:
         for snap in list(image.list_snaps()):
             if image.is_protected_snap(snap["name"]):
                 image.unprotect_snap(snap["name"])  # EBUSY while clones exist
             image.remove_snap(snap["name"])
-    try:
-        admin.rbd("remove", pool, name)
-    except CephCommandError as e:
-        if e.errno != errnos.EBUSY:
-            raise
-        # A crashed client's watch keeps the image busy until the OSD drops it: blocklist
-        # those watchers (only ever on images verify made). Read-only: no watch of our own.
-        with admin.image(pool, name, read_only=True) as image:
-            watchers = list(image.watchers_list())
-        if not watchers:
-            raise
-        for watcher in watchers:
-            admin.mon("osd blocklist", blocklistop="add", addr=watcher["addr"])
-        admin.rbd("remove", pool, name)
+    admin.rbd("remove", pool, name)
 
 
 def cleanup(admin: CephConnection, pools: list[str], max_passes: int = 8) -> list[str]:
@@ -47,17 +42,21 @@ def cleanup(admin: CephConnection, pools: list[str], max_passes: int = 8) -> lis
                 ioctx.remove_object(obj)
                 removed.append(f"object {pool}/{obj}")
     left = [(p, n) for p in pools for n in admin.rbd("list", p) if MARKER in n]
-    for _ in range(max_passes):  # clones first: a parent frees up once its children go
-        still: list[tuple[str, str]] = []
-        for pool, name in left:
-            try:
-                _remove_image(admin, pool, name)
-                removed.append(f"image {pool}/{name}")
-            except CephCommandError as e:
-                if e.errno not in (errnos.EBUSY, errnos.ENOTEMPTY, errnos.EEXIST):
-                    raise
-                still.append((pool, name))
-        left = still
+
+    def attempt(pool: str, name: str) -> bool:
+        try:
+            _remove_image(admin, pool, name)
+        except CephCommandError as e:
+            if e.errno not in (errnos.EBUSY, errnos.ENOTEMPTY, errnos.EEXIST):
+                raise
+            return False  # it still has clones: the next pass, once they are gone
+        return True
+
+    for _ in range(max_passes):
+        # All images at once: their snapshot removals share the monitor's commit rounds.
+        done = admin.concurrently([lambda p=p, n=n: attempt(p, n) for p, n in left])
+        removed += [f"image {p}/{n}" for (p, n), ok in zip(left, done, strict=True) if ok]
+        left = [image for image, ok in zip(left, done, strict=True) if not ok]
         if not left:
             break
     if left:

@@ -163,6 +163,21 @@ def test_killed_run_leaves_leftovers_that_cleanup_removes(cluster, spec):
     assert "nothing to remove" in again.stdout
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_cleans_up_after_itself(cluster, spec, sig):
+    before = pool_contents(cluster)
+    proc = subprocess.Popen([sys.executable, "-m", "cephstack", "verify", "-f", str(spec)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=cluster.workdir, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
+    for line in proc.stderr:
+        if "cinder-backup: full backup" in line:
+            break
+    proc.send_signal(sig)  # Ctrl-C, or a service manager stopping it
+    proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert pool_contents(cluster) == before
+
+
 def test_direct_snapshots_write_into_images(cluster, spec):
     text = spec.read_text().replace("direct_snapshots: false", "direct_snapshots: true")
     direct = cluster.write_spec("direct.yaml", text)
