@@ -9,7 +9,6 @@ import json
 from cephstack.audit import Role, rbd_users, recognise
 from cephstack.caps import Caps
 from cephstack.catalog import desired_clients
-from cephstack.ceph.observe import ClusterState
 from cephstack.spec import (
     SERVICE_KINDS,
     ClusterSettings,
@@ -18,6 +17,7 @@ from cephstack.spec import (
     ServiceSpec,
     Spec,
 )
+from cephstack.state import ClusterState
 
 
 def _q(value: object) -> str:

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 from cephstack.caps import as_command_list
 from cephstack.ceph.adapter import CephConnection
-from cephstack.ceph.observe import ClusterState
 from cephstack.errors import CephstackError, PlanRefused
 from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_atomic
 from cephstack.plan import (
-    Action,
     Change,
     CreateClient,
     CreatePool,
@@ -32,6 +30,7 @@ from cephstack.plan import (
     UpdatePool,
     WriteKeyring,
 )
+from cephstack.state import ClusterState
 
 Progress = Callable[[str], None]
 
@@ -233,5 +232,3 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
         result.seconds = time.monotonic() - started
     return result
 
-
-__all__ = ["Action", "ApplyFailed", "ApplyResult", "apply_plan"]

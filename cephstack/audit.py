@@ -12,9 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from cephstack.caps import Caps, Grant, parse_grant
-from cephstack.ceph.observe import ClusterState
 from cephstack.keyfiles import FileState
 from cephstack.spec import Spec
+from cephstack.state import ClusterState
 
 ERROR, WARNING = "error", "warning"
 HEALTHY_PGS_PER_OSD = 100  # Ceph's mon_target_pg_per_osd

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from cephstack.caps import Caps, parse_cap
 from cephstack.catalog import desired_clients
-from cephstack.ceph.observe import ClusterState, PoolState
 from cephstack.render.drift import RenderedOnDisk
 from cephstack.spec import PoolSpec, Spec
+from cephstack.state import ClusterState, PoolState
 
 RBD_APPLICATION = "rbd"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cephstack.ceph.observe import ClusterState
 from cephstack.errors import CephstackError
 from cephstack.render.bundle import render
 from cephstack.render.model import ClusterFacts, RenderedFile, mon_host_from_monmap
 from cephstack.spec import Spec
+from cephstack.state import ClusterState
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ def checks(ctx: Context, runner: Runner) -> None:
                     "cephstack render)")
         return
     root = Path(render.directory)
-    explain = lambda e: Explanation("", _RENDER_FIX)  # noqa: E731
+
+    def explain(_: CephstackError) -> Explanation:
+        return Explanation("", _RENDER_FIX)
 
     def fsid() -> str:
         fsids = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno as errnos
+from collections.abc import Callable
 
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephCommandError, PermissionDenied
@@ -24,7 +25,7 @@ def _write_pools(ctx: Context, entity: str) -> set[str]:
     return pools
 
 
-def _refused(run, mon: bool) -> bool:  # noqa: ANN001 - a zero-argument callable
+def _refused(run: Callable[[], object], mon: bool) -> bool:
     """True when Ceph refused for lack of caps (a monitor says EACCES, an OSD EPERM)."""
     try:
         run()
@@ -41,7 +42,8 @@ def matrix(ctx: Context, runner: Runner, admin: CephConnection, service: str) ->
     entity = ident.entity
     probe = f"cephstack-probe.{ctx.names.uuid()}"
 
-    def denied(what: str, run, mon: bool, cleanup=None) -> None:  # noqa: ANN001
+    def denied(what: str, run: Callable[[], object], mon: bool,
+               cleanup: Callable[[], object] | None = None) -> None:
         def check() -> str:
             if _refused(run, mon):
                 return "refused, as it should be"

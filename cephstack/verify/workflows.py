@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from cephstack.ceph.adapter import CephConnection, ClusterAccess
+from cephstack.ceph.adapter import CephConnection, ClusterAccess, Translated
 from cephstack.errors import CephstackError
 from cephstack.spec import Spec
 from cephstack.verify.model import RunNames
@@ -56,7 +56,7 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def read_all(image, chunk: int = 4 * MiB) -> bytes:  # noqa: ANN001 - a Translated image
+def read_all(image: Translated, chunk: int = 4 * MiB) -> bytes:
     size = image.size()
     return b"".join(image.read(off, min(chunk, size - off)) for off in range(0, size, chunk))
 
@@ -221,7 +221,7 @@ def cinder(ctx: Context, runner: Runner) -> None:
 # -- Cinder backup ------------------------------------------------------------------
 
 
-def _copy_diff(src, dst, from_snap: str | None) -> int:  # noqa: ANN001 - Translated images
+def _copy_diff(src: Translated, dst: Translated, from_snap: str | None) -> int:
     """What `rbd export-diff | rbd import-diff` does: copy the changed extents."""
     extents: list[tuple[int, int, bool]] = []
     src.diff_iterate(0, src.size(), from_snap, lambda off, length, exists:

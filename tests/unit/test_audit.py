@@ -6,11 +6,11 @@ import pytest
 
 from cephstack.adopt import import_spec
 from cephstack.audit import ERROR, audit, exit_code, recognise
-from cephstack.ceph.observe import ClientState, ClusterState
 from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import FileState, Secret
 from cephstack.plan import make_plan
 from cephstack.spec import ClusterSettings, parse_spec
+from cephstack.state import ClientState, ClusterState
 from tests.unit.test_plan import converged, pool
 
 SEED = {"glance": {"mon": "allow r", "osd": "allow rwx pool=images"},

@@ -62,3 +62,10 @@ def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
     with open("/dev/null") as devnull:
         monkeypatch.setattr(sys, "stdin", devnull)
         assert cli._confirm(Args()) is False
+
+
+def test_pure_modules_do_not_load_librados():
+    code = ("import sys, cephstack.plan, cephstack.audit, cephstack.adopt, cephstack.report, "
+            "cephstack.render.bundle, cephstack.cli; "
+            "sys.exit('rados' in sys.modules or 'rbd' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

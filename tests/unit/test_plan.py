@@ -5,7 +5,6 @@ from dataclasses import replace
 import pytest
 
 from cephstack.catalog import desired_clients
-from cephstack.ceph.observe import ClientState, ClusterState, PoolState
 from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import FileState, Secret
 from cephstack.plan import (
@@ -18,6 +17,7 @@ from cephstack.plan import (
     make_plan,
 )
 from cephstack.spec import parse_spec
+from cephstack.state import ClientState, ClusterState, PoolState
 
 SPEC = parse_spec(DEFAULT_SPEC.replace("/var/openstack/ceph", "/k"))
 
