@@ -111,17 +111,50 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with _connect(args, spec) as conn:
         state = _observe(conn, spec)
         plan = _plan(spec, state)
+    if args.out:
+        from cephstack.keyfiles import write_atomic
+
+        saved = plan_json(plan, spec=str(Path(args.spec).absolute()),
+                          spec_sha256=_sha256(Path(args.spec)))
+        write_atomic(args.out, dumps(saved) + "\n", 0o644)
     if args.output == "json":
         _out(dumps(plan_json(plan, mon_commands=conn.commands_sent)))
     else:
         _out(plan_text(plan))
+        if args.out:
+            _out(f"Saved to {args.out}: cephstack apply --plan {args.out} applies exactly "
+                 "this, or refuses if the spec or the cluster changed.")
     if plan.refusals:
         return EXIT_FAILED
     return 2 if args.detailed_exitcode and not plan.empty else 0
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _saved_plan(args: argparse.Namespace) -> dict:
+    """Read a saved plan; point args.spec at its spec, refusing if that spec changed."""
+    from cephstack.errors import StalePlan
+
+    try:
+        saved = json.loads(Path(args.plan).read_text())
+        spec_path, digest, fingerprint = saved["spec"], saved["spec_sha256"], \
+            saved["fingerprint"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CephstackError(f"{args.plan}: not a plan saved by cephstack plan --out ({e})") \
+            from None
+    if not Path(spec_path).is_file() or _sha256(Path(spec_path)) != digest:
+        raise StalePlan(f"the spec {spec_path} changed since {args.plan} was made",
+                        hint="run cephstack plan --out again")
+    args.spec = spec_path
+    return {"fingerprint": fingerprint}
+
+
 def _confirm(args: argparse.Namespace) -> bool:
-    if args.yes:
+    if args.yes or args.plan:  # a saved plan was reviewed when it was made
         return True
     if not sys.stdin.isatty():
         _err("error: not a terminal and --yes not given: nothing applied")
@@ -134,11 +167,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from cephstack.apply import apply_plan
     from cephstack.report import dumps, plan_json, plan_text
 
+    saved = _saved_plan(args) if args.plan else None
     spec = _load(args)
     as_json = args.output == "json"
     with _connect(args, spec) as conn:
         state = _observe(conn, spec)
         plan = _plan(spec, state)
+        if saved and saved["fingerprint"] != plan.fingerprint:
+            from cephstack.errors import StalePlan
+
+            raise StalePlan(f"the cluster changed since {args.plan} was made (state "
+                            f"{saved['fingerprint']}, now {plan.fingerprint}); nothing applied",
+                            hint="run cephstack plan --out again and review it")
         if not as_json:
             _out(plan_text(plan))
         if plan.empty:
@@ -429,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster(p)
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there is nothing to do, 2 when there are changes")
+    p.add_argument("--out", metavar="FILE", help="also save the plan (no keys in it) for "
+                   "apply --plan FILE")
     _add_output(p)
     p.set_defaults(func=cmd_plan)
 
@@ -437,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "then observe again to prove the cluster matches. Never deletes.")
     _add_cluster(p)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--plan", metavar="FILE", help="apply a plan saved by plan --out: refused "
+                   "if the spec or the cluster changed since (its spec replaces -f)")
     p.add_argument("--allow-disruptive", action="store_true",
                    help="also apply changes that move data or remove a client's access")
     _add_output(p)

@@ -57,3 +57,6 @@ class PermissionDenied(CephCommandError):
 class PlanRefused(CephstackError):
     """The plan cannot be applied as it is (for example, it would exceed the PG budget)."""
 
+
+class StalePlan(CephstackError):
+    """A saved plan was made against a spec or cluster state that has changed since."""

@@ -258,3 +258,26 @@ def test_rados_is_only_imported_by_the_adapter():
                  if "import rados" in p.read_text() or "import rbd" in p.read_text()}
     assert importers == {"ceph/adapter.py"}
     assert rados  # the bindings import in this environment
+
+
+def test_saved_plan_applies_only_to_the_state_it_was_made_for(cluster, applied):
+    spec = cluster.write_spec("saved.yaml", applied[0].read_text().replace(
+        "vm:      {pg_num: 32}", "vm:      {pg_num: 32}\n  saved-pool: {pg_num: 8}"))
+    saved = cluster.workdir / "saved.plan.json"
+    assert cluster.cli("plan", "-f", str(spec), "--out", str(saved)).returncode == 0
+    with cluster.admin() as conn:  # the cluster changes after the plan was made
+        conn.mon("auth get-or-create", entity="client.someone-else", caps=["mon", "allow r"])
+    stale = cluster.cli("apply", "--plan", str(saved))
+    assert stale.returncode == 1 and "the cluster changed since" in stale.stderr
+    with cluster.admin() as conn:
+        assert "saved-pool" not in conn.mon("osd pool ls")
+    assert cluster.cli("plan", "-f", str(spec), "--out", str(saved)).returncode == 0
+    spec.write_text(spec.read_text() + "\n# edited\n")
+    edited = cluster.cli("apply", "--plan", str(saved))
+    assert edited.returncode == 1 and "changed since" in edited.stderr
+    assert cluster.cli("plan", "-f", str(spec), "--out", str(saved)).returncode == 0
+    fresh = cluster.cli("apply", "--plan", str(saved))  # no prompt: it was reviewed
+    assert fresh.returncode == 0, fresh.stderr
+    with cluster.admin() as conn:
+        assert "saved-pool" in conn.mon("osd pool ls")
+    assert "AQ" not in saved.read_text()
