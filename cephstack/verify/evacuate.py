@@ -47,7 +47,6 @@ class Takeover:
             conn = self.ctx.conn("nova")
             conn.rbd("create", self.pool, self.disk, 8 * MiB, 22, old_format=False,
                      features=conn.features("layering", "exclusive_lock"))
-            self.ctx.disks.append(f"{self.pool}/{self.disk}")
             holder = subprocess.Popen(self._probe("hold"), stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, text=True)
             try:

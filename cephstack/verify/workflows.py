@@ -9,17 +9,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess, Translated
 from cephstack.errors import CephstackError
+from cephstack.render.openstack import CINDER_CHUNK_MIB, GLANCE_CHUNK_MIB
 from cephstack.spec import Spec
 from cephstack.verify.model import RunNames
 from cephstack.verify.runner import Explanation, Runner, expect
 
 MiB = 1024 * 1024
-GLANCE_CHUNK_MIB, CINDER_CHUNK_MIB = 8, 4  # the services' own defaults
-APPLY_FIX = "cephstack apply sets the caps the spec compiles for this service"
 
 
 @dataclass
@@ -39,7 +38,6 @@ class Context:
     images_pool: str | None
     image_id: str | None = None  # the Glance image uploaded by this run
     image_data: bytes = b""
-    disks: list[str] = field(default_factory=list)  # "<pool>/<name>" made by this run
 
     def conn(self, service: str) -> CephConnection:
         ident = self.identities[service]
@@ -159,7 +157,6 @@ def cinder(ctx: Context, runner: Runner) -> None:
 
     def create() -> str:
         conn.rbd("create", pool, vol_a, 8 * MiB, order, old_format=False)
-        ctx.disks.append(f"{pool}/{vol_a}")
         with conn.image(pool, vol_a) as image:
             image.write(data, MiB)
             expect(image.read(MiB, len(data)) == data, "data read back differs")
@@ -175,7 +172,6 @@ def cinder(ctx: Context, runner: Runner) -> None:
                  at: int) -> str:
         child = f"volume-{ctx.names.uuid()}"
         conn.clone(parent_pool, parent, snap, pool, child)
-        ctx.disks.append(f"{pool}/{child}")
         with conn.image(pool, child) as image:
             parent_pool_got, parent_got, snap_got = image.parent_info()
             expect((parent_pool_got, parent_got, snap_got) == (parent_pool, parent, snap),
@@ -269,13 +265,11 @@ def backup(ctx: Context, runner: Runner) -> None:
     def full() -> str:
         cinder.rbd("create", volume_pool, source, size, order_of(CINDER_CHUNK_MIB),
                    old_format=False)
-        ctx.disks.append(f"{volume_pool}/{source}")
         with cinder.image(volume_pool, source) as image:
             image.write(os.urandom(3 * MiB), 0)
         snap = snapshot_source()
         bkp.rbd("create", backup_pool, base, size, order_of(CINDER_CHUNK_MIB),
                 old_format=False, features=bkp.features("layering"))
-        ctx.disks.append(f"{backup_pool}/{base}")
         return transfer(None, snap)
 
     def incremental() -> str:
@@ -288,7 +282,6 @@ def backup(ctx: Context, runner: Runner) -> None:
         target = f"volume-{ctx.names.uuid()}"
         cinder.rbd("create", volume_pool, target, size, order_of(CINDER_CHUNK_MIB),
                    old_format=False)
-        ctx.disks.append(f"{volume_pool}/{target}")
         with (bkp.image(backup_pool, base, snapshot=snaps[index], read_only=True) as src,
               cinder.image(volume_pool, target) as dst):
             _copy_diff(src, dst, None)
@@ -321,7 +314,6 @@ def nova(ctx: Context, runner: Runner) -> None:
     def boot() -> str:
         assert ctx.images_pool and ctx.image_id
         conn.clone(ctx.images_pool, ctx.image_id, "snap", pool, booted)
-        ctx.disks.append(f"{pool}/{booted}")
         extra = os.urandom(MiB)
         with conn.image(pool, booted) as disk:
             expect(disk.parent_info() == (ctx.images_pool, ctx.image_id, "snap"),
@@ -335,7 +327,6 @@ def nova(ctx: Context, runner: Runner) -> None:
     def create_plain() -> str:
         # What Nova does when the image is not cloneable: a disk of its own.
         conn.rbd("create", pool, plain, 8 * MiB, order_of(CINDER_CHUNK_MIB), old_format=False)
-        ctx.disks.append(f"{pool}/{plain}")
         with conn.image(pool, plain) as disk:
             disk.write(os.urandom(MiB), 0)
         return f"{pool}/{plain}"
@@ -358,7 +349,6 @@ def nova(ctx: Context, runner: Runner) -> None:
             disk.create_snap(snap)
             disk.protect_snap(snap)
         conn.clone(pool, plain, snap, ctx.images_pool, new_image)
-        ctx.disks.append(f"{ctx.images_pool}/{new_image}")
         with conn.image(ctx.images_pool, new_image) as image:
             image.flatten()
         with conn.image(pool, plain) as disk:
