@@ -58,6 +58,7 @@ def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
 
     class Args:
         yes = False
+        plan = None
 
     with open("/dev/null") as devnull:
         monkeypatch.setattr(sys, "stdin", devnull)
