@@ -192,7 +192,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
         result = apply_plan(conn, plan, state, allow_disruptive=args.allow_disruptive,
                             progress=progress)
         # Converged means: observing again finds nothing left to do.
-        after = _plan(spec, _observe(conn, spec))
+        after_state = _observe(conn, spec)
+        after = _plan(spec, after_state)
+        if plan.render_after_apply and not after.empty and all(
+                a.kind == "rewrite_rendered_file" for a in after.actions):
+            # Files that needed the new users' keys: refresh them now, as the plan said.
+            refreshed = apply_plan(conn, after, after_state, progress=progress)
+            result.done += refreshed.done
+            after = _plan(spec, _observe(conn, spec))
     if as_json:
         _out(dumps(plan_json(plan, applied=result.done, seconds=round(result.seconds, 3),
                              mon_commands=conn.commands_sent, converged=after.empty)))

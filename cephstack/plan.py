@@ -223,6 +223,7 @@ class Plan:
     unmanaged_clients: tuple[str, ...] = ()
     refusals: tuple[str, ...] = ()  # reasons the plan must not be applied as it is
     fingerprint: str = ""
+    render_after_apply: str | None = None  # rendered files to refresh once new users exist
 
     @property
     def empty(self) -> bool:
@@ -292,7 +293,9 @@ def _pg_budget(spec: Spec, state: ClusterState) -> tuple[str, ...]:
 
 
 def make_plan(spec: Spec, state: ClusterState,
-              rendered: Sequence[RenderedOnDisk] = ()) -> Plan:
+              rendered: Sequence[RenderedOnDisk] | None = ()) -> Plan:
+    """`rendered`: the spec's rendered files on disk, or None when they can only be
+    rendered once this plan has created the users (apply then refreshes them)."""
     """Compare the spec with the observed state; return the actions that close the gap."""
     actions: list[Action] = []
     for name, want in spec.pools.items():
@@ -336,7 +339,7 @@ def make_plan(spec: Spec, state: ClusterState,
             if access:
                 actions.append(FixKeyringAccess(path, tuple(access), k.mode, k.owner, k.group))
 
-    for f in rendered:
+    for f in rendered or ():
         if f.on_disk != f.wanted.text:
             actions.append(RewriteRenderedFile(
                 f.path, f.wanted.text, f.wanted.secret,
@@ -347,5 +350,6 @@ def make_plan(spec: Spec, state: ClusterState,
     unmanaged_clients = tuple(sorted(
         e for e in state.clients if e not in wanted and e != spec.cluster.client
         and not e.startswith("client.bootstrap-")))
+    pending = spec.render.directory if rendered is None and spec.render else None
     return Plan(tuple(actions), unmanaged_pools, unmanaged_clients, _pg_budget(spec, state),
-                state.fingerprint())
+                state.fingerprint(), pending)

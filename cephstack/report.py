@@ -63,6 +63,9 @@ def plan_text(plan: Plan) -> str:
         if plan.unmanaged_clients:
             lines.append(f"  clients: {', '.join(plan.unmanaged_clients)}")
         lines.append("")
+    if plan.render_after_apply:
+        lines.append(f"Rendered files in {plan.render_after_apply} are checked and refreshed "
+                     "once the new users exist (apply does it).")
     for refusal in plan.refusals:
         lines.append(f"Refused: {refusal}")
     if plan.disruptive:
@@ -90,6 +93,7 @@ def plan_json(plan: Plan, **extra: Any) -> dict[str, Any]:
         "unmanaged": {"pools": list(plan.unmanaged_pools),
                       "clients": list(plan.unmanaged_clients)},
         "refusals": list(plan.refusals),
+        "render_after_apply": plan.render_after_apply,
         **extra,
     }
 

@@ -24,14 +24,15 @@ def facts_of(state: ClusterState) -> ClusterFacts:
                         {e: c.key for e, c in state.clients.items()})
 
 
-def rendered_on_disk(spec: Spec, state: ClusterState) -> list[RenderedOnDisk]:
-    """The spec's rendered files that exist on disk (files not rendered yet are not drift)."""
+def rendered_on_disk(spec: Spec, state: ClusterState) -> list[RenderedOnDisk] | None:
+    """The spec's rendered files that exist on disk (files not rendered yet are not drift).
+    None when they cannot be rendered yet: some user does not exist before apply."""
     if spec.render is None:
         return []
     try:
         files = render(spec, facts_of(state), spec.render.format)
     except CephstackError:
-        return []  # users not created yet: nothing rendered can be current anyway
+        return None
     out = []
     for f in files:
         path = Path(spec.render.directory) / f.path

@@ -214,3 +214,15 @@ def test_verify_checks_the_rendered_files(cluster, rendered):
     assert "no libvirt secret 00000000-0000-4000-8000-000000000000 for client.cinder-volume" \
         in bad["error"]
     assert "cephstack render" in bad["fix"]
+
+
+def test_apply_refreshes_rendered_files_that_wait_for_new_users(cluster, rendered):
+    spec, out = rendered
+    renamed = cluster.write_spec("nova-two.yaml", spec.read_text().replace(
+        "user: nova\n", "user: nova-two\n"))
+    plan = cluster.cli("plan", "-f", str(renamed))
+    assert "refreshed once the new users exist" in plan.stdout
+    applied = cluster.cli("apply", "-f", str(renamed), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert "rbd_user = nova-two" in (out / "compute" / "nova.conf").read_text()
+    assert cluster.cli("plan", "-f", str(renamed), "--detailed-exitcode").returncode == 0
