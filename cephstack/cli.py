@@ -309,15 +309,23 @@ def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
                          spec.keyrings.group if f.secret else None)
         state = "unchanged" if current == f.text else "updated" if current else "created"
         report.append({"path": str(path), "state": state, "holds_key": f.secret})
+    # compute/secrets/ is cephstack's alone: secrets of another cluster or user left there
+    # would be installed by `secrets install`, and their keys should not linger.
+    rendered = {out / f.path for f in files}
+    for stale in sorted((out / "compute" / "secrets").glob("*")):
+        if stale.is_file() and stale not in rendered:
+            stale.unlink()
+            report.append({"path": str(stale), "state": "removed", "holds_key": False})
     if args.output == "json":
         _out(json.dumps({"format_version": "1", "format": fmt, "files": report}, indent=2))
     else:
         for r in report:
             _out(f"  {r['state']:<9} {r['path']}" + ("   (key: sensitive)" if r["holds_key"]
                                                      else ""))
-        changed = sum(r["state"] != "unchanged" for r in report)
-        _out(f"Render ({fmt}): {changed} file(s) written, "
-             f"{len(report) - changed} unchanged, in {out}.")
+        counts = {s: sum(r["state"] == s for r in report)
+                  for s in ("created", "updated", "unchanged", "removed")}
+        _out(f"Render ({fmt}): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+             + f", in {out}.")
     return 0
 
 

@@ -226,3 +226,9 @@ def test_apply_refreshes_rendered_files_that_wait_for_new_users(cluster, rendere
     assert applied.returncode == 0, applied.stderr
     assert "rbd_user = nova-two" in (out / "compute" / "nova.conf").read_text()
     assert cluster.cli("plan", "-f", str(renamed), "--detailed-exitcode").returncode == 0
+    # Re-rendering drops client.nova's secret: only current users' secrets stay installable.
+    old = secret_uuid(_fsid(cluster), "client.nova")
+    assert (out / "compute" / "secrets" / f"{old}.key").exists()
+    again = cluster.cli("render", "-f", str(renamed), "--output", "json")
+    removed = {f["path"] for f in json.loads(again.stdout)["files"] if f["state"] == "removed"}
+    assert removed == {str(out / "compute" / "secrets" / f"{old}.{ext}") for ext in ("xml", "key")}
