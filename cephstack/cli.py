@@ -96,6 +96,9 @@ def _observe(conn, spec):
 
 def _plan(spec, state):
     from cephstack.plan import make_plan
+
+    if spec.render is None:
+        return make_plan(spec, state)
     from cephstack.render.drift import rendered_on_disk
 
     return make_plan(spec, state, rendered_on_disk(spec, state))

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cephstack.caps import Caps, parse_cap
 from cephstack.catalog import desired_clients
-from cephstack.render.drift import RenderedOnDisk
 from cephstack.spec import PoolSpec, Spec
 from cephstack.state import ClusterState, PoolState
+
+if TYPE_CHECKING:  # rendering is imported only when the spec asks for it
+    from cephstack.render.drift import RenderedOnDisk
 
 RBD_APPLICATION = "rbd"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from html import escape  # xml.sax.saxutils would pull in urllib and http: slow start-up
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from cephstack.errors import CephstackError
 
