@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from cephstack import __version__
@@ -248,6 +249,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from cephstack.audit import audit, exit_code, rbd_users, recognise
     from cephstack.catalog import desired_clients
     from cephstack.ceph.observe import observe, volume_snapshots
+    from cephstack.keyfiles import read_keyring_file
     from cephstack.report import audit_json, audit_text, dumps
 
     spec = _load(args) if args.spec else None
@@ -259,7 +261,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.keyring_dir:
             paths.update({e: str(Path(args.keyring_dir) / f"ceph.{e}.keyring")
                           for e in rbd_users(state)})
-        state = observe(conn, paths) if paths else state
+        # The keyring files are local: read them into the one observed state, no second
+        # round of mon commands.
+        state = replace(state, keyring_files={e: read_keyring_file(p, e)
+                                              for e, p in paths.items()})
         roles, _ = recognise(state, spec)
         volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
                                for p in r.pools} & set(state.pools))
@@ -335,7 +340,6 @@ def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
 def _merge_into(args: argparse.Namespace, spec) -> int:
     import difflib
 
-    from cephstack.ceph.observe import observe
     from cephstack.keyfiles import write_atomic
     from cephstack.render.bundle import service_sections
     from cephstack.render.merge import merge_ini
@@ -351,7 +355,7 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
         _err(f"error: {path} does not exist (--merge-into updates an existing file)")
         return EXIT_FAILED
     with _connect(args, spec) as conn:
-        fsid = observe(conn).fsid
+        fsid = conn.fsid()  # the only fact merging needs: no mon command
     before = path.read_text()
     after = merge_ini(before, service_sections(spec, fsid, service))
     diff = "".join(difflib.unified_diff(before.splitlines(keepends=True),
