@@ -11,7 +11,7 @@ from cephstack.cli import main
 ROOT = Path(__file__).parents[2]
 
 
-COMMANDS = ["init", "plan", "apply", "verify", "audit", "import", "sandbox"]
+COMMANDS = ["init", "plan", "apply", "verify", "audit", "import", "render", "secrets", "sandbox"]
 
 
 @pytest.mark.parametrize("argv", [[]] + [[c] for c in COMMANDS])
@@ -54,7 +54,7 @@ def test_missing_conf_exits_3(tmp_path, capsys):
 
 
 def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
-    from cephstack import cli
+    from cephstack.commands import plan_apply
 
     class Args:
         yes = False
@@ -62,7 +62,7 @@ def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
 
     with open("/dev/null") as devnull:
         monkeypatch.setattr(sys, "stdin", devnull)
-        assert cli._confirm(Args()) is False
+        assert plan_apply._confirm(Args()) is False
 
 
 def test_pure_modules_do_not_load_librados():

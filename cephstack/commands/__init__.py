@@ -1,0 +1,1 @@
+"""One module per command family; each holds its commands and registers its parsers."""

@@ -1,0 +1,111 @@
+"""audit and import: read a hand-made cluster, report what is wrong, describe it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from cephstack.commands.common import (
+    EXIT_CODES,
+    add_cluster,
+    add_output,
+    connect,
+    load_spec_of,
+    print_out,
+    would_overwrite,
+)
+from cephstack.errors import EXIT_FAILED, EXIT_UNREACHABLE
+
+AUDIT_EXIT_CODES = f"""\
+exit codes:
+  0  clean: no findings
+  1  warnings only
+  2  errors found (also: invalid spec or arguments)
+  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
+"""
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from cephstack.audit import audit, exit_code, rbd_users, recognise
+    from cephstack.catalog import desired_clients
+    from cephstack.ceph.observe import observe, volume_snapshots
+    from cephstack.keyfiles import read_keyring_file
+    from cephstack.report import audit_json, audit_text, dumps
+
+    spec = load_spec_of(args) if args.spec else None
+    with connect(args, spec) as conn:
+        state = observe(conn)
+        paths: dict[str, str] = {}
+        if spec is not None and spec.keyrings.manage:
+            paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
+        if args.keyring_dir:
+            paths.update({e: str(Path(args.keyring_dir) / f"ceph.{e}.keyring")
+                          for e in rbd_users(state)})
+        # The keyring files are local: read them into the one observed state, no second
+        # round of mon commands.
+        state = replace(state, keyring_files={e: read_keyring_file(p, e)
+                                              for e, p in paths.items()})
+        roles, _ = recognise(state, spec)
+        volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
+                               for p in r.pools} & set(state.pools))
+        snapshots = volume_snapshots(conn, volume_pools)
+    findings = audit(state, spec, state.keyring_files, snapshots)
+    print_out(dumps(audit_json(findings)) if args.output == "json" else audit_text(findings))
+    return exit_code(findings)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cephstack.adopt import import_spec
+    from cephstack.ceph.observe import observe
+    from cephstack.spec import ClusterSettings
+
+    out = Path(args.out)
+    if would_overwrite(out, args.force):
+        return EXIT_FAILED
+    with connect(args, None) as conn:
+        state = observe(conn)
+    access = conn.access
+    cluster = ClusterSettings(str(Path(access.conf).absolute()),
+                              str(Path(access.keyring).absolute()) if access.keyring else None,
+                              access.client, access.connect_timeout)
+    keyring_dir = str(Path(args.keyring_dir).absolute()) if args.keyring_dir else None
+    out.write_text(import_spec(state, cluster, keyring_dir, args.fix))
+    if args.output == "json":
+        print_out(json.dumps({"format_version": "1", "spec": str(out), "fix": args.fix}))
+    else:
+        print_out(f"Wrote {out}{' (least-privilege caps)' if args.fix else ''}. "
+             f"Next: cephstack plan -f {out}")
+    return 0
+
+
+def register(sub, fmt) -> None:
+    p = sub.add_parser("audit", help="what is wrong today for OpenStack on RBD",
+                       formatter_class=fmt, epilog=AUDIT_EXIT_CODES,
+                       description="Read the cluster (with or without a spec) and report "
+                       "findings: caps that break evacuate, copy-on-write clones or image "
+                       "deletes, over-broad caps, shared keys, pools without the rbd "
+                       "application, risky pool sizes and PG counts, keyring files readable "
+                       "by others or out of date, backup snapshots piling up. Changes "
+                       "nothing.")
+    add_cluster(p, spec_default=None)
+    p.add_argument("--keyring-dir", help="also check the keyring files in this directory")
+    add_output(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("import", help="write a spec that describes a hand-made cluster",
+                       formatter_class=fmt, epilog=EXIT_CODES,
+                       description="Write a spec describing the cluster as it is (its RBD "
+                       "pools; OpenStack users recognised as services when their caps are "
+                       "the compiled ones, the rest as explicit clients), so `cephstack "
+                       "plan` says No changes. With --fix, the recognised services get "
+                       "least-privilege caps, so `plan` shows the fixes the audit asks for. "
+                       "Reads the cluster only.")
+    add_cluster(p, spec_default=None)
+    p.add_argument("--out", default="cephstack.yaml", help="default: cephstack.yaml")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--fix", action="store_true", help="least-privilege caps for services")
+    p.add_argument("--keyring-dir", help="manage the keyring files in this directory")
+    add_output(p)
+    p.set_defaults(func=cmd_import)
