@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from cephstack.audit import Role, rbd_users, recognise
 from cephstack.caps import Caps
@@ -39,10 +40,14 @@ def _services_for(roles: list[Role], images: str | None) -> dict[str, ServiceSpe
 
 
 def import_spec(state: ClusterState, cluster: ClusterSettings, keyring_dir: str | None,
-                fix: bool) -> str:
-    """A spec describing the cluster's RBD pools and OpenStack users."""
+                fix: bool, adopt: Callable[[dict[str, str]], dict[str, list[str]]] | None = None
+                ) -> str:
+    """A spec describing the cluster's RBD pools and OpenStack users. `adopt`: service kind
+    -> user gives extra spec fields per service (pins read from existing service files)."""
     roles, images = recognise(state, None)
-    users = rbd_users(state)
+    # A spec never manages the user cephstack connects as (the loader refuses it).
+    roles = [r for r in roles if r.entity != cluster.client]
+    users = {e: c for e, c in rbd_users(state).items() if e != cluster.client}
     services = _services_for(roles, images)
     pool_names = sorted({p for s in services.values() for p in s.pools} | (
         {images} if images else set()) | {n for n, p in state.pools.items()
@@ -60,6 +65,7 @@ def import_spec(state: ClusterState, cluster: ClusterSettings, keyring_dir: str 
     service_users = {f"client.{s.user}" for s in services.values()}
     role_of = {r.entity: r.service for r in roles}
 
+    pins = adopt({k: s.user for k, s in services.items()}) if adopt else {}
     lines = ["# Written by cephstack import" + (" --fix: least-privilege caps for the "
              "recognised services." if fix else ": the cluster as it is."),
              "# `cephstack plan -f THIS` shows what apply would change.", "",
@@ -86,7 +92,8 @@ def import_spec(state: ClusterState, cluster: ClusterSettings, keyring_dir: str 
             s = services[kind]
             pools = f"pools: [{', '.join(_q(p) for p in s.pools)}]" if kind == \
                 "cinder-volume" else f"pool: {_q(s.pools[0])}"
-            lines.append(f"  {kind}: {{user: {_q(s.user)}, {pools}}}")
+            extra = "".join(f", {field}" for field in pins.get(kind, []))
+            lines.append(f"  {kind}: {{user: {_q(s.user)}, {pools}{extra}}}")
     clients = sorted(e for e in users if e not in service_users)
     lines += ["", "clients:" + ("" if clients else " {}")]
     for entity in clients:

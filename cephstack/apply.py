@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cephstack import interrupt
 from cephstack.caps import as_command_list
 from cephstack.ceph.adapter import CephConnection
-from cephstack.errors import CephstackError, PlanRefused
+from cephstack.errors import EXIT_TIMEOUT, CephstackError, OpTimedOut, PlanRefused
 from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_atomic
 from cephstack.plan import (
     Change,
@@ -25,6 +26,7 @@ from cephstack.plan import (
     FixKeyringAccess,
     InitPool,
     Plan,
+    RemoveRenderedFile,
     RewriteRenderedFile,
     UpdateCaps,
     UpdatePool,
@@ -41,14 +43,30 @@ _POOL_SETTING = {  # plan field -> `osd pool set` variable
 
 
 class ApplyFailed(CephstackError):
+    """Steps of a round failed. If one of them timed out (a monitor lost, a pool whose
+    placement groups no OSD serves), the whole failure is a timeout: exit code and hint
+    say so, and name what did not answer."""
+
     def __init__(self, done: list[str], failures: list[tuple[str, Exception]]) -> None:
-        lines = [f"  {what}: {err}" for what, err in failures]
+        lines = [f"  {what}: {err.message if isinstance(err, OpTimedOut) else err}"
+                 for what, err in failures]
+        timeouts = [err for _, err in failures if isinstance(err, OpTimedOut)]
+        hint = "fix the cause and run apply again: it continues from where it stopped"
+        if timeouts:
+            hint = f"{timeouts[0].hint}; then run apply again: it continues from where it stopped"
+            self.exit_code = EXIT_TIMEOUT
+            self.kind = OpTimedOut.kind
         super().__init__(
             f"apply stopped: {len(failures)} step(s) failed, {len(done)} done and kept:\n"
-            + "\n".join(lines),
-            hint="fix the cause and run apply again: it continues from where it stopped")
+            + "\n".join(lines), hint=hint)
         self.done = done
         self.failures = failures
+
+    def details(self) -> dict[str, object]:
+        return {"done": list(self.done), "failures": [
+            {"step": what, **(err.as_json() if isinstance(err, CephstackError)
+                              else {"kind": "failed", "message": str(err)})}
+            for what, err in self.failures]}
 
 
 @dataclass
@@ -182,13 +200,21 @@ def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
                 key = keys.get(a.entity) or state.clients[a.entity].key
                 write_atomic(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group)
             steps.append(_Step(f"{a.symbol} keyring {a.path}", write))
-        elif isinstance(a, RewriteRenderedFile):
-            steps.append(_Step(f"~ file {a.path}", lambda a=a: write_atomic(
-                a.path, a.text, a.mode)))
+        elif isinstance(a, RemoveRenderedFile) or (isinstance(a, RewriteRenderedFile)
+                                                   and not a.item.wanted.pending):
+            root = plan.render_directory
+            steps.append(_Step(f"{a.symbol} {a.address}",
+                               lambda a=a, root=root: _write_rendered(a.item, root)))
         elif isinstance(a, FixKeyringAccess):
             steps.append(_Step(f"~ keyring {a.path}: access", lambda a=a: set_file_access(
                 a.path, a.mode, a.owner, a.group)))
     return steps
+
+
+def _write_rendered(item: object, root: str | None) -> None:
+    from cephstack.render.drift import write_rendered  # only specs that render need it
+
+    write_rendered(item, root)  # type: ignore[arg-type]
 
 
 def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
@@ -197,6 +223,7 @@ def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
     lock = threading.Lock()  # progress lines from concurrent steps must not interleave
 
     def attempt(step: _Step) -> None:
+        interrupt.check()  # a safe point: SIGINT/SIGTERM stop here, between steps
         try:
             step.run()
         except Exception as e:  # collected: the other steps of the round still finish
@@ -207,6 +234,7 @@ def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
                 result.done.append(step.what)
                 progress(f"{step.what}: done")
 
+    interrupt.check()
     conn.concurrently([lambda s=s: attempt(s) for s in steps])
     if failures:
         raise ApplyFailed(result.done, failures)

@@ -7,14 +7,16 @@ that reference RBD pools; with a spec, the spec says who is who.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections import defaultdict
 from dataclasses import dataclass
 
 from cephstack.caps import Caps, Grant, parse_grant
-from cephstack.keyfiles import FileState
+from cephstack.keyfiles import FileState, directory_problem
 from cephstack.spec import Spec
-from cephstack.state import ClusterState
+from cephstack.state import ClusterState, counted_osds
 
 ERROR, WARNING = "error", "warning"
 HEALTHY_PGS_PER_OSD = 100  # Ceph's mon_target_pg_per_osd
@@ -203,7 +205,7 @@ def _pool_findings(state: ClusterState, pools: set[str]) -> list[Finding]:
                                  f"pg_num {p.pg_num} is not a power of two",
                                  "placement groups differ in size: data is unevenly spread",
                                  "a power of two"))
-    osds = max(state.osds_in, 1)
+    osds = counted_osds(state)
     per_osd = sum(p.pg_num * p.size for p in state.pools.values()) / osds
     if per_osd > state.max_pg_per_osd:
         found.append(Finding("pgs-per-osd-over-limit", ERROR, "cluster",
@@ -218,11 +220,39 @@ def _pool_findings(state: ClusterState, pools: set[str]) -> list[Finding]:
     return found
 
 
-def _file_findings(state: ClusterState, files: dict[str, FileState]) -> list[Finding]:
+def _dir_findings(files: dict[str, FileState]) -> list[Finding]:
     found = []
+    dirs = {os.path.dirname(f.path) or ".": f.dir_mode for f in files.values()}
+    for directory, mode in sorted(dirs.items()):
+        problem = directory_problem(mode)
+        if problem is None:
+            continue
+        if mode is not None and stat.S_ISDIR(mode):
+            found.append(Finding("keyring-dir-writable", ERROR, directory,
+                                 f"the keyring directory {problem}",
+                                 "a local user can swap a service's keyring (its own key, or a "
+                                 "link that makes root write elsewhere)",
+                                 f"chmod go-w {directory}"))
+        else:
+            found.append(Finding("keyring-dir-not-a-directory", ERROR, directory,
+                                 f"the keyring directory {problem}",
+                                 "cephstack refuses to write keyrings through it",
+                                 "point keyrings.directory at the real directory"))
+    return found
+
+
+def _file_findings(state: ClusterState, files: dict[str, FileState]) -> list[Finding]:
+    found = _dir_findings(files)
     for entity, f in sorted(files.items()):
         if not f.exists:
             continue
+        if f.several_sections:
+            found.append(Finding("keyring-several-sections", WARNING, f.path,
+                                 f"the file holds several sections or keys for {entity}; "
+                                 "Ceph uses the last one",
+                                 "an edit to the first section has no effect; a stale key "
+                                 "lingers in the file", "rewrite it with one section "
+                                 "(cephstack apply does)"))
         if f.mode is not None and f.mode & 0o007:
             found.append(Finding("keyring-readable-by-others", ERROR, f.path,
                                  f"mode {f.mode:04o}: other users can read the key",

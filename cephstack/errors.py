@@ -1,20 +1,30 @@
 """Error types. Each message says what went wrong, where, and how to fix it.
 
-Exit codes (used by the CLI): 1 operation failed, 2 bad input (spec, arguments),
-3 cluster unreachable.
+Exit codes (used by the CLI): 1 operation failed (a Ceph command failed or was refused for
+lack of caps), 2 bad input (spec, arguments), 3 cluster unreachable (no monitor answered
+within the connect timeout), 4 authentication failed (wrong key, unknown user), 5 timed
+out mid-run (a monitor or the OSDs of a pool stopped answering within the operation
+timeout), 6 another cephstack run holds the cluster's lock; 130/143 interrupted by
+SIGINT/SIGTERM. Each error also has a `kind`, the machine-readable name in JSON output.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
+EXIT_AUTH = 4
+EXIT_TIMEOUT = 5
+EXIT_LOCKED = 6
 
 
 class CephstackError(Exception):
     """Base of every error cephstack reports to the user."""
 
     exit_code = EXIT_FAILED
+    kind = "failed"
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -24,11 +34,20 @@ class CephstackError(Exception):
     def __str__(self) -> str:
         return self.message + (f"\n  hint: {self.hint}" if self.hint else "")
 
+    def as_json(self) -> dict[str, Any]:
+        """The `error` object of `--output json`: kind, message, hint (+ details)."""
+        return {"kind": self.kind, "message": self.message, "hint": self.hint,
+                **self.details()}
+
+    def details(self) -> dict[str, Any]:
+        return {}
+
 
 class SpecError(CephstackError):
     """The spec file is invalid; carries every problem found, each as file:line: field: what."""
 
     exit_code = EXIT_BAD_INPUT
+    kind = "invalid-spec"
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid spec:\n" + "\n".join(f"  {p}" for p in problems))
@@ -36,7 +55,32 @@ class SpecError(CephstackError):
 
 
 class ClusterUnreachable(CephstackError):
+    """No monitor could be reached within the connect timeout (or ceph.conf/keyring missing)."""
+
     exit_code = EXIT_UNREACHABLE
+    kind = "unreachable"
+
+
+class AuthFailed(CephstackError):
+    """The monitors refused the client's cephx authentication: wrong key or unknown user."""
+
+    exit_code = EXIT_AUTH
+    kind = "auth-failed"
+
+
+class LockHeld(CephstackError):
+    """Another cephstack run holds the cluster's run lock."""
+
+    exit_code = EXIT_LOCKED
+    kind = "locked"
+
+    def __init__(self, message: str, hint: str | None = None,
+                 holders: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, hint)
+        self.holders = holders or []
+
+    def details(self) -> dict[str, Any]:
+        return {"holders": self.holders}
 
 
 class CephCommandError(CephstackError):
@@ -49,14 +93,55 @@ class CephCommandError(CephstackError):
         text = ceph_message or "(no message)"
         super().__init__(f"'{prefix}' failed: errno {errno}: {text}", hint)
 
+    def details(self) -> dict[str, Any]:
+        return {"command": self.prefix, "errno": self.errno}
+
 
 class PermissionDenied(CephCommandError):
     """The cluster refused a command for lack of caps."""
+
+    kind = "permission-denied"
+
+
+class OpTimedOut(CephCommandError):
+    """A monitor command or an OSD operation got no answer within the operation timeout:
+    `waited_for` names what did not answer (the monitors, or the OSDs of a pool)."""
+
+    exit_code = EXIT_TIMEOUT
+    kind = "timeout"
+
+    def __init__(self, prefix: str, errno: int, ceph_message: str, waited_for: str,
+                 seconds: float, hint: str | None = None) -> None:
+        super().__init__(prefix, errno, ceph_message, hint)
+        self.waited_for = waited_for
+        self.seconds = seconds
+        self.message = (f"timed out after {seconds:g} s waiting for {waited_for} "
+                        f"('{prefix}': {ceph_message or 'no answer'})")
+        self.args = (self.message,)
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "waited_for": self.waited_for, "seconds": self.seconds}
 
 
 class PlanRefused(CephstackError):
     """The plan cannot be applied as it is (for example, it would exceed the PG budget)."""
 
+    kind = "plan-refused"
+
 
 class StalePlan(CephstackError):
     """A saved plan was made against a spec or cluster state that has changed since."""
+
+    kind = "stale-plan"
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """SIGINT or SIGTERM arrived: raised at the next safe point of the command's thread.
+    A BaseException, so that `except Exception` in steps does not swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -1,8 +1,5 @@
-"""Secrets: a masked key type, keyring text, and the one writer of files holding keys.
-
-Files are written atomically (temp file in the same directory, fsync, rename) with the
-asked mode and owner, so a reader never sees a half-written or world-readable keyring.
-"""
+"""Keys: a masked key type, keyring text, and what a keyring file holds, read the way Ceph
+reads it (the last section for an entity wins). Files themselves: safefiles.py."""
 
 from __future__ import annotations
 
@@ -11,11 +8,25 @@ import os
 import pwd
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cephstack.errors import CephstackError
+from cephstack.safefiles import (  # re-exported: the writer of key files is imported from here
+    account_facts,
+    directory_problem,
+    lstat_mode,
+    open_dir,
+    read_regular_file,
+    remove_stale_temps,
+    resolve_owner,
+    set_file_access,
+    write_atomic,
+)
+
+__all__ = ["FileState", "Secret", "account_facts", "directory_problem", "keyring_dir_problem",
+           "keyring_key", "keyring_text", "read_keyring_file", "read_regular_file",
+           "resolve_owner", "set_file_access", "write_atomic"]
 
 
 class Secret:
@@ -49,15 +60,25 @@ _SECTION = re.compile(r"^\s*\[(?P<entity>[^\]]+)\]\s*$")
 _KEY = re.compile(r"^\s*key\s*=\s*(?P<key>\S+)\s*$")
 
 
-def keyring_key(text: str, entity: str) -> Secret | None:
-    """The key of `entity` in a keyring file's text, or None."""
+def _entity_keys(text: str, entity: str) -> tuple[list[str], int]:
+    """Every key line of `entity`, in file order, and how many sections it has."""
+    keys: list[str] = []
+    sections = 0
     current = None
     for line in text.splitlines():
         if m := _SECTION.match(line):
-            current = m.group("entity")
+            current = m.group("entity").strip()
+            sections += current == entity
         elif current == entity and (m := _KEY.match(line)):
-            return Secret(m.group("key"))
-    return None
+            keys.append(m.group("key"))
+    return keys, sections
+
+
+def keyring_key(text: str, entity: str) -> Secret | None:
+    """The key Ceph uses for `entity` in a keyring file's text, or None. Ceph merges the
+    sections of one entity and the last `key` wins, so this is the last one."""
+    keys, _ = _entity_keys(text, entity)
+    return Secret(keys[-1]) if keys else None
 
 
 @dataclass(frozen=True)
@@ -66,23 +87,46 @@ class FileState:
 
     path: str
     exists: bool
-    key: Secret | None = None
+    key: Secret | None = None  # the key Ceph would use (the last one for the entity)
     mode: int | None = None
     owner: str | None = None
     group: str | None = None
+    several_sections: bool = False  # more than one section or key line for the entity
+    dir_mode: int | None = None  # lstat st_mode of its directory (type bits too); None: missing
+
+
+def keyring_dir_problem(directory: str, dir_mode: int | None) -> str | None:
+    """The refusal for a keyring directory, with its fix, or None."""
+    problem = directory_problem(dir_mode)
+    if problem is None:
+        return None
+    fix = (f"chmod go-w {directory}" if dir_mode is not None and stat.S_ISDIR(dir_mode)
+           else "point keyrings.directory at a real directory")
+    return f"keyring directory {directory} {problem}; fix: {fix}"
 
 
 def read_keyring_file(path: str, entity: str) -> FileState:
-    try:
-        st = os.stat(path)
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        return FileState(path, False)
-    except OSError as e:
-        raise CephstackError(f"cannot read keyring file {path}: {e.strerror}") from None
-    return FileState(path, True, keyring_key(text, entity), stat.S_IMODE(st.st_mode),
-                     _user_name(st.st_uid), _group_name(st.st_gid))
+    """What is at `path` for `entity`, read as Ceph reads it. A link, FIFO or device there
+    is a CephstackError naming it. Stale temp files of this keyring are removed."""
+    target = Path(path)
+    dir_mode = lstat_mode(target.parent)
+    if dir_mode is not None and stat.S_ISDIR(dir_mode):
+        try:
+            dir_fd = open_dir(target.parent)
+            try:
+                remove_stale_temps(dir_fd, target.name)
+            finally:
+                os.close(dir_fd)
+        except (OSError, CephstackError):
+            pass  # a cleanup only; the read below reports what matters
+    found = read_regular_file(path, "keyring file")
+    if found is None:
+        return FileState(path, False, dir_mode=dir_mode)
+    text, st = found
+    keys, sections = _entity_keys(text, entity)
+    return FileState(path, True, Secret(keys[-1]) if keys else None,
+                     stat.S_IMODE(st.st_mode), _user_name(st.st_uid), _group_name(st.st_gid),
+                     several_sections=sections > 1 or len(keys) > 1, dir_mode=dir_mode)
 
 
 def _user_name(uid: int) -> str:
@@ -97,51 +141,3 @@ def _group_name(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return str(gid)
-
-
-def resolve_owner(owner: str | None, group: str | None) -> tuple[int, int]:
-    """Names -> (uid, gid); -1 leaves that part unchanged. Raises on unknown names."""
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else -1
-    except KeyError:
-        raise CephstackError(f"keyrings.owner: no such user {owner!r} on this host") from None
-    try:
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError:
-        raise CephstackError(f"keyrings.group: no such group {group!r} on this host") from None
-    return uid, gid
-
-
-def write_atomic(path: str, text: str, mode: int, owner: str | None = None,
-                      group: str | None = None) -> None:
-    """Atomically replace `path` with `text`, created with `mode` and the given owner.
-    Every file cephstack writes goes through here; those holding keys get 0600/0640."""
-    target = Path(path)
-    uid, gid = resolve_owner(owner, group)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600: the key is never readable by others, even for a moment.
-        os.fchmod(fd, mode)
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
-
-
-def set_file_access(path: str, mode: int, owner: str | None, group: str | None) -> None:
-    uid, gid = resolve_owner(owner, group)
-    if uid != -1 or gid != -1:
-        os.chown(path, uid, gid)
-    os.chmod(path, mode)

@@ -1,4 +1,4 @@
-"""Typed actions and the pure planner: make_plan(spec, observed state) -> Plan.
+"""The pure planner: make_plan(spec, observed state) -> Plan (actions.py holds the types).
 
 Nothing is ever deleted. Changes that move data or may break a running client are
 marked disruptive; apply runs them only when explicitly allowed.
@@ -6,236 +6,45 @@ marked disruptive; apply runs them only when explicitly allowed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cephstack.caps import Caps, parse_cap
+from cephstack.actions import (  # re-exported: callers import actions from the planner
+    RBD_APPLICATION,
+    Action,
+    Change,
+    CreateClient,
+    CreatePool,
+    FixKeyringAccess,
+    InitPool,
+    Plan,
+    RemoveRenderedFile,
+    RewriteRenderedFile,
+    UpdateCaps,
+    UpdatePool,
+    WriteKeyring,
+    _differences,
+)
+from cephstack.caps import Caps
 from cephstack.catalog import desired_clients
+from cephstack.keyfiles import keyring_dir_problem
 from cephstack.spec import PoolSpec, Spec
-from cephstack.state import ClusterState, PoolState
+from cephstack.state import (
+    POOL_INIT_MISSING,
+    POOL_INIT_STARTED,
+    POOL_INIT_UNKNOWN,
+    ClusterState,
+    PoolState,
+    counted_osds,
+)
+
+__all__ = ["RBD_APPLICATION", "Action", "Change", "CreateClient", "CreatePool",
+           "FixKeyringAccess", "InitPool", "Plan", "RemoveRenderedFile", "RewriteRenderedFile",
+           "UpdateCaps", "UpdatePool", "WriteKeyring", "make_plan"]
 
 if TYPE_CHECKING:  # rendering is imported only when the spec asks for it
     from cephstack.render.drift import RenderedOnDisk
-
-RBD_APPLICATION = "rbd"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One setting going from `before` to `after`."""
-
-    field: str
-    before: object
-    after: object
-    disruptive: bool = False
-    why: str = ""  # why it is disruptive
-
-
-@dataclass(frozen=True)
-class Action:
-    symbol = "~"
-    kind = "action"
-
-    @property
-    def address(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def disruptive(self) -> bool:
-        return any(c.disruptive for c in self.changes())
-
-    def changes(self) -> tuple[Change, ...]:
-        return ()
-
-
-@dataclass(frozen=True)
-class CreatePool(Action):
-    pool: PoolSpec
-    symbol = "+"
-    kind = "create_pool"
-
-    @property
-    def address(self) -> str:
-        return f"pool.{self.pool.name}"
-
-    def changes(self) -> tuple[Change, ...]:
-        p = self.pool
-        fields: list[tuple[str, object]] = [
-            ("pg_num", p.pg_num),
-            ("autoscale", "on" if p.autoscale else "off"),
-            ("target_size_ratio", p.target_size_ratio),
-            ("size", p.size), ("min_size", p.min_size), ("crush_rule", p.crush_rule),
-            ("quota_max_bytes", p.quota.max_bytes or None),
-            ("quota_max_objects", p.quota.max_objects or None),
-            ("application", f"{RBD_APPLICATION} (pool init)" if p.init else None),
-        ]
-        return tuple(Change(f, None, v) for f, v in fields if v is not None)
-
-
-@dataclass(frozen=True)
-class UpdatePool(Action):
-    name: str
-    pool_changes: tuple[Change, ...]
-    kind = "update_pool"
-
-    @property
-    def address(self) -> str:
-        return f"pool.{self.name}"
-
-    def changes(self) -> tuple[Change, ...]:
-        return self.pool_changes
-
-
-@dataclass(frozen=True)
-class InitPool(Action):
-    """An existing pool lacking the rbd application: what `rbd pool init` does."""
-
-    name: str
-    applications: tuple[str, ...]
-    kind = "init_pool"
-
-    @property
-    def address(self) -> str:
-        return f"pool.{self.name}"
-
-    def changes(self) -> tuple[Change, ...]:
-        before = ", ".join(self.applications) or "(none)"
-        after = ", ".join((*self.applications, RBD_APPLICATION))
-        return (Change("application", before, f"{after} (pool init)"),)
-
-
-@dataclass(frozen=True)
-class CreateClient(Action):
-    entity: str
-    caps: dict[str, str]
-    symbol = "+"
-    kind = "create_client"
-
-    @property
-    def address(self) -> str:
-        return self.entity
-
-    def changes(self) -> tuple[Change, ...]:
-        return (*(Change(f"caps {d}", None, c) for d, c in sorted(self.caps.items())),
-                Change("key", None, "(sensitive)"))
-
-
-@dataclass(frozen=True)
-class UpdateCaps(Action):
-    """`auth caps`: changes caps in place; the key stays the same."""
-
-    entity: str
-    before: dict[str, str]
-    after: dict[str, str]
-    removes: tuple[str, ...]  # grants no longer covered: access a running client loses
-    kind = "update_caps"
-
-    @property
-    def address(self) -> str:
-        return self.entity
-
-    def changes(self) -> tuple[Change, ...]:
-        out = []
-        for daemon in sorted(set(self.before) | set(self.after)):
-            b, a = self.before.get(daemon), self.after.get(daemon)
-            if parse_cap(b or "") != parse_cap(a or ""):  # same grants in another order: no change
-                lost = [r for r in self.removes if r.startswith(f"{daemon} ")]
-                out.append(Change(f"caps {daemon}", b, a, bool(lost),
-                                  f"removes {'; '.join(lost)}" if lost else ""))
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class WriteKeyring(Action):
-    path: str
-    entity: str
-    reason: str  # "missing" or "key differs from the cluster's"
-    mode: int
-    owner: str | None
-    group: str | None
-    kind = "write_keyring"
-
-    @property
-    def symbol(self) -> str:  # type: ignore[override]
-        return "+" if self.reason == "missing" else "~"
-
-    @property
-    def address(self) -> str:
-        return f"keyring {self.path}"
-
-    def changes(self) -> tuple[Change, ...]:
-        return (Change("key", None if self.reason == "missing" else "(sensitive)",
-                       f"(sensitive) of {self.entity}", why=self.reason),
-                Change("mode", None, f"{self.mode:04o}"))
-
-
-@dataclass(frozen=True)
-class FixKeyringAccess(Action):
-    path: str
-    file_changes: tuple[Change, ...]
-    mode: int
-    owner: str | None
-    group: str | None
-    kind = "fix_keyring_access"
-
-    @property
-    def address(self) -> str:
-        return f"keyring {self.path}"
-
-    def changes(self) -> tuple[Change, ...]:
-        return self.file_changes
-
-
-@dataclass(frozen=True)
-class RewriteRenderedFile(Action):
-    """A file `cephstack render` wrote that no longer matches the spec and the cluster."""
-
-    path: str
-    text: str
-    secret: bool
-    mode: int  # the keyring mode for files holding keys
-    differences: tuple[Change, ...]
-    kind = "rewrite_rendered_file"
-
-    @property
-    def address(self) -> str:
-        return f"file {self.path}"
-
-    def changes(self) -> tuple[Change, ...]:
-        return self.differences
-
-
-def _differences(on_disk: str, wanted: str, secret: bool) -> tuple[Change, ...]:
-    if secret:  # never show a key, not even a changed one
-        return (Change("key", "(sensitive)", "(sensitive)", why="differs from the cluster's"),)
-    def options(text: str) -> dict[str, str]:
-        return {line.split("=", 1)[0].strip(): line.split("=", 1)[1].strip()
-                for line in text.splitlines()
-                if "=" in line and not line.lstrip().startswith(("#", ";"))}
-    have, want = options(on_disk), options(wanted)
-    changed = tuple(Change(k, have.get(k), want.get(k)) for k in sorted(set(have) | set(want))
-                    if have.get(k) != want.get(k))
-    return changed or (Change("text", "differs", "as rendered"),)
-
-
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...]
-    unmanaged_pools: tuple[str, ...] = ()
-    unmanaged_clients: tuple[str, ...] = ()
-    refusals: tuple[str, ...] = ()  # reasons the plan must not be applied as it is
-    fingerprint: str = ""
-    render_after_apply: str | None = None  # rendered files to refresh once new users exist
-
-    @property
-    def empty(self) -> bool:
-        return not self.actions
-
-    @property
-    def disruptive(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.disruptive)
-
 
 # -- planner ----------------------------------------------------------------------
 
@@ -271,36 +80,142 @@ def _pool_changes(want: PoolSpec, have: PoolState) -> tuple[Change, ...]:
 
 
 def _pg_budget(spec: Spec, state: ClusterState) -> tuple[str, ...]:
-    """Refuse a layout that the monitors would reject halfway (mon_max_pg_per_osd).
-
-    Mirrors the monitor's check: every pool's pg_num x size against the limit times the
-    number of OSDs in, counted as at least 3 (as the monitor does).
-    """
-    new = [p for n, p in spec.pools.items() if n not in state.pools]
-    if not new:
-        return ()
-    total = 0
+    """Refuse a plan that adds PG replicas (new pools, pg_num or size increases) when the
+    pools would then hold more than mon_max_pg_per_osd x the OSDs in (counted as the audit
+    counts them): the monitor rejects that half-way, or leaves every OSD over its limit."""
+    total, growth = 0, []
     for name, have in state.pools.items():
         want = spec.pools.get(name)
         pg = max(have.pg_num, want.pg_num) if want and not want.autoscale else have.pg_num
-        total += pg * ((want.size if want else None) or have.size)
-    total += sum(p.pg_num * (p.size or state.default_pool_size) for p in new)
-    osds = max(state.osds_in, 3)
+        size = (want.size if want else None) or have.size
+        total += pg * size
+        if pg * size > have.pg_num * have.size:
+            growth.append(f"{name} {have.pg_num} x {have.size} -> {pg} x {size}")
+    for name, want in spec.pools.items():
+        if name not in state.pools:
+            size = want.size or state.default_pool_size
+            total += want.pg_num * size
+            growth.append(f"{name} (new) {want.pg_num} x {size}")
+    osds = counted_osds(state)
     limit = state.max_pg_per_osd * osds
-    if total <= limit:
+    if not growth or total <= limit:
         return ()
-    return (f"placement-group budget exceeded: the pools would hold {total} PG replicas, "
-            f"more than mon_max_pg_per_osd {state.max_pg_per_osd} x {osds} OSDs "
-            f"(OSDs in: {state.osds_in}, counted as at least 3) = {limit}; "
-            "lower pg_num, use autoscale: true, or add OSDs",)
+    shown = "; ".join(growth[:5]) + (f"; and {len(growth) - 5} more" if len(growth) > 5 else "")
+    return (f"placement-group budget exceeded: the pools would hold {total} PG replicas "
+            f"(pg_num x size; growing: {shown}), more than mon_max_pg_per_osd "
+            f"{state.max_pg_per_osd} x {osds} OSD(s) in = {limit}; "
+            "fix: lower pg_num, use autoscale: true, or add OSDs",)
+
+
+def _init_pending(want: PoolSpec, have: PoolState) -> bool:
+    """This plan runs `rbd pool init` (or its unfinished half) on the existing pool."""
+    return want.init and (RBD_APPLICATION not in have.applications
+                          or have.pool_init in (POOL_INIT_MISSING, POOL_INIT_STARTED))
+
+
+def _placement_problems(want: PoolSpec, have: PoolState | None, state: ClusterState,
+                        size: int, size_is: str) -> list[str]:
+    """The pool's rule (the spec's, else its current one, else the cluster's default for a
+    new pool) must exist, be replicated, reach an OSD that is up and in when the plan
+    needs OSDs, and span `size` failure domains when the plan sets the size or the rule."""
+    if not state.rules:  # not observed: nothing to check against
+        return []
+    addr = f"pool.{want.name}"
+    name = want.crush_rule or (have.crush_rule if have else state.default_crush_rule)
+    rule = state.rules.get(name) if name else None
+    if rule is None:
+        if want.crush_rule is None:
+            return []
+        return [f"{addr}: crush_rule {name!r} does not exist in the cluster (its rules: "
+                f"{', '.join(sorted(state.rules))}); fix: name one of them, or create the "
+                "rule first"]
+    new_rule = have is None or have.crush_rule != name
+    if new_rule and not rule.replicated:
+        return [f"{addr}: crush rule {name!r} is an erasure-code rule; a replicated pool "
+                "cannot use it; fix: name a replicated rule"]
+    needs_osds = new_rule or _init_pending(want, have)  # have is None -> new_rule
+    if needs_osds and rule.osds_usable == 0:
+        return [f"{addr}: crush rule {name!r} reaches no OSD that is up and in ({rule.where}: "
+                f"{rule.osds} OSD(s), 0 up and in); the pool could store nothing; fix: bring "
+                "OSDs under it up and in, or name another crush_rule"]
+    new_size = have is None or have.size != size
+    if (new_rule or new_size) and size > rule.domains:
+        kind = "OSD" if rule.failure_domain == "osd" else rule.failure_domain
+        reach = (f"{rule.domains} OSD(s) that are in" if kind == "OSD" else
+                 f"{rule.domains} {kind}(s) holding an OSD that is in")
+        return [f"{addr}: {size_is} needs {size} distinct {kind}s, but crush rule {name!r} "
+                f"reaches {reach} ({rule.where}); its PGs would never be complete; fix: "
+                f"size {max(rule.domains, 1)}, or a rule over more {kind}s"]
+    return []
+
+
+def _pool_problems(want: PoolSpec, have: PoolState | None, state: ClusterState) -> list[str]:
+    addr = f"pool.{want.name}"
+    out = []
+    if (have is not None and want.init and have.applications
+            and RBD_APPLICATION not in have.applications):
+        out.append(f"{addr} exists with application {', '.join(have.applications)}: it "
+                   "cannot also become an RBD pool (the monitor refuses a second "
+                   "application: apply would stop half-way); fix: give the spec's pool "
+                   "another name, or take it out of the spec")
+    grows = have is None or (not want.autoscale and want.pg_num > have.pg_num)
+    if grows and want.pg_num > state.max_pool_pg_num:
+        out.append(f"{addr}: pg_num {want.pg_num} is over the monitor's limit "
+                   f"mon_max_pool_pg_num {state.max_pool_pg_num}; fix: pg_num "
+                   f"{state.max_pool_pg_num} or less (or raise mon_max_pool_pg_num)")
+    size = want.size or (have.size if have else state.default_pool_size)
+    size_is = f"size {size}" + ("" if want.size else " (its current size)" if have
+                                else " (the cluster's default, osd_pool_default_size)")
+    if want.min_size is not None and want.min_size > size:
+        out.append(f"{addr}: min_size {want.min_size} is above {size_is}; the monitor "
+                   f"refuses it; fix: set size: {want.min_size} or more, or lower min_size")
+    return out + _placement_problems(want, have, state, size, size_is)
+
+
+def _pool_refusals(spec: Spec, state: ClusterState) -> tuple[str, ...]:
+    """What the monitors would reject, or could never serve, found before anything changes."""
+    out: list[str] = []
+    for name, want in spec.pools.items():
+        out += _pool_problems(want, state.pools.get(name), state)
+    return (*out, *_pg_budget(spec, state))
+
+
+def _init_unknown(name: str, state: ClusterState) -> str:
+    health = state.health
+    inactive = health.inactive_pgs(name) if health else None
+    if inactive and health and health.pool_pg_states:
+        states = health.pool_pg_states.get(name, {})
+        bad = ", ".join(sorted(s for s in states if "active" not in s.split("+")))
+        why = f"{inactive} of {sum(states.values())} PGs are not active ({bad})"
+    elif inactive is None:
+        why = "its PG states are not known yet (no manager report)"
+    else:
+        why = "its rbd_info object could not be read"
+    return f"pool.{name}: rbd pool init not checked: {why}; plan again once its PGs are active"
+
+
+def _keyring_refusals(spec: Spec, state: ClusterState) -> tuple[str, ...]:
+    """Keyring files must not go where another user could swap them, nor to an owner or
+    group this host does not have (found now, not half-way through apply)."""
+    k = spec.keyrings
+    if not k.manage:
+        return ()
+    dirs = {os.path.dirname(f.path) or ".": f.dir_mode for f in state.keyring_files.values()}
+    out = [p for d, mode in sorted(dirs.items()) if (p := keyring_dir_problem(d, mode))]
+    for field, kind, name in (("owner", "user", k.owner), ("group", "group", k.group)):
+        if name and state.accounts.get(f"{kind} {name}") is False:
+            out.append(f"keyrings.{field}: no {kind} {name!r} on this host; fix: create it "
+                       f"or name another {kind}")
+    return tuple(out)
 
 
 def make_plan(spec: Spec, state: ClusterState,
-              rendered: Sequence[RenderedOnDisk] | None = ()) -> Plan:
-    """`rendered`: the spec's rendered files on disk, or None when they can only be
-    rendered once this plan has created the users (apply then refreshes them)."""
-    """Compare the spec with the observed state; return the actions that close the gap."""
+              rendered: Sequence[RenderedOnDisk] = ()) -> Plan:
+    """Compare the spec with the observed state; return the actions that close the gap.
+    `rendered`: the spec's rendered files against the disk; those pending a user this plan
+    creates are written by apply once the user exists."""
     actions: list[Action] = []
+    notes: list[str] = []
     for name, want in spec.pools.items():
         have = state.pools.get(name)
         if have is None:
@@ -308,6 +223,10 @@ def make_plan(spec: Spec, state: ClusterState,
             continue
         if want.init and RBD_APPLICATION not in have.applications:
             actions.append(InitPool(name, have.applications))
+        elif want.init and have.pool_init in (POOL_INIT_MISSING, POOL_INIT_STARTED):
+            actions.append(InitPool(name, have.applications, have.pool_init))
+        elif want.init and have.pool_init == POOL_INIT_UNKNOWN:
+            notes.append(_init_unknown(name, state))
         if changes := _pool_changes(want, have):
             actions.append(UpdatePool(name, changes))
 
@@ -332,6 +251,9 @@ def make_plan(spec: Spec, state: ClusterState,
         elif cluster_key is None or on_disk.key != cluster_key:
             actions.append(WriteKeyring(path, entity, "key differs from the cluster's",
                                         k.mode, k.owner, k.group))
+        elif on_disk.several_sections:  # another key in it is one edit away from being used
+            actions.append(WriteKeyring(path, entity, f"several sections for {entity} "
+                                        "(Ceph uses the last)", k.mode, k.owner, k.group))
         else:
             access = [Change("mode", f"{on_disk.mode:04o}", f"{k.mode:04o}")
                       ] if on_disk.mode != k.mode else []
@@ -342,17 +264,20 @@ def make_plan(spec: Spec, state: ClusterState,
             if access:
                 actions.append(FixKeyringAccess(path, tuple(access), k.mode, k.owner, k.group))
 
-    for f in rendered or ():
-        if f.on_disk != f.wanted.text:
-            actions.append(RewriteRenderedFile(
-                f.path, f.wanted.text, f.wanted.secret,
-                spec.keyrings.mode if f.wanted.secret else f.wanted.mode,
-                _differences(f.on_disk, f.wanted.text, f.wanted.secret)))
+    for f in rendered:
+        if f.wanted is None:
+            actions.append(RemoveRenderedFile(f))
+        elif not f.in_sync:
+            actions.append(RewriteRenderedFile(f, _differences(f.on_disk, f.wanted)))
 
     unmanaged_pools = tuple(sorted(n for n in state.pools if n not in spec.pools))
     unmanaged_clients = tuple(sorted(
         e for e in state.clients if e not in wanted and e != spec.cluster.client
         and not e.startswith("client.bootstrap-")))
-    pending = spec.render.directory if rendered is None and spec.render else None
-    return Plan(tuple(actions), unmanaged_pools, unmanaged_clients, _pg_budget(spec, state),
-                state.fingerprint(), pending)
+    pending = spec.render.directory if spec.render and any(
+        f.wanted and f.wanted.pending for f in rendered) else None
+    return Plan(tuple(actions), unmanaged_pools, unmanaged_clients,
+                _pool_refusals(spec, state) + _keyring_refusals(spec, state),
+                state.fingerprint(), pending,
+                spec.render.directory if spec.render else None,
+                health=state.health, notes=tuple(notes))

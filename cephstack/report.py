@@ -7,6 +7,7 @@ from typing import Any
 
 from cephstack.audit import Finding
 from cephstack.plan import Action, Plan
+from cephstack.state import Health
 from cephstack.verify.model import VerifyReport
 
 FORMAT_VERSION = "1"
@@ -19,22 +20,54 @@ def _value(v: object) -> str:
 
 
 def _noun(kind: str) -> str:
-    return "pool" if "pool" in kind else "keyring" if "keyring" in kind else "client"
+    for noun in ("pool", "keyring", "rendered_file"):
+        if noun in kind:
+            return noun.replace("_", " ")
+    return "client"
 
 
 def summary_line(plan: Plan) -> str:
     if plan.empty:
         return "No changes: the cluster matches the spec."
     creates: dict[str, int] = {}
-    changes = 0
+    changes = removes = 0
     for a in plan.actions:
         if a.symbol == "+":
             noun = _noun(a.kind)
             creates[noun] = creates.get(noun, 0) + 1
+        elif a.symbol == "-":  # only rendered files: cephstack never deletes cluster state
+            removes += 1
         else:
             changes += 1
     parts = [f"{n} {noun}{'s' if n != 1 else ''} to create" for noun, n in creates.items()]
-    return f"Plan: {', '.join(parts + [f'{changes} to change', '0 to destroy'])}."
+    parts.append(f"{changes} to change")
+    if removes:
+        parts.append(f"{removes} rendered file{'s' if removes != 1 else ''} to remove")
+    return f"Plan: {', '.join(parts + ['0 to destroy'])}."
+
+
+def health_line(h: Health) -> str:
+    """The cluster in one line: "Cluster: HEALTH_OK, 3 OSDs (3 up, 3 in), 128 PGs
+    active+clean", or every PG state with its count when they differ."""
+    osds = f"{h.osds} OSD{'' if h.osds == 1 else 's'} ({h.osds_up} up, {h.osds_in} in)"
+    if not h.pgs_known:
+        pgs = f"{h.pgs} PGs, states unknown (no active manager)"
+    elif len(h.pg_states) == 1:
+        [(state, count)] = h.pg_states.items()
+        pgs = f"{count} PG{'' if count == 1 else 's'} {state}"
+    elif h.pg_states:
+        by_count = sorted(h.pg_states.items(), key=lambda kv: (-kv[1], kv[0]))
+        pgs = f"{h.pgs} PGs: " + ", ".join(f"{n} {state}" for state, n in by_count)
+    else:
+        pgs = f"{h.pgs} PGs"
+    return f"Cluster: {h.status + ', ' if h.status else ''}{osds}, {pgs}"
+
+
+def _health_json(h: Health) -> dict[str, Any]:
+    return {"summary": health_line(h), "status": h.status or None,
+            "osds": {"total": h.osds, "up": h.osds_up, "in": h.osds_in},
+            "pgs": {"total": h.pgs, "states_known": h.pgs_known, "by_state": h.pg_states,
+                    "by_pool": h.pool_pg_states}}
 
 
 def _action_lines(a: Action) -> list[str]:
@@ -49,9 +82,11 @@ def _action_lines(a: Action) -> list[str]:
 
 
 def plan_text(plan: Plan) -> str:
-    lines: list[str] = []
+    lines: list[str] = [health_line(plan.health), ""] if plan.health else []
     if plan.actions:
-        lines.append("cephstack will perform these actions (+ create, ~ change in place):")
+        lines.append("cephstack will perform these actions (+ create, ~ change in place, "
+                     "- remove a rendered file):" if any(a.symbol == "-" for a in plan.actions)
+                     else "cephstack will perform these actions (+ create, ~ change in place):")
         lines.append("")
         for a in plan.actions:
             lines += _action_lines(a)
@@ -66,6 +101,8 @@ def plan_text(plan: Plan) -> str:
     if plan.render_after_apply:
         lines.append(f"Rendered files in {plan.render_after_apply} are checked and refreshed "
                      "once the new users exist (apply does it).")
+    for note in plan.notes:
+        lines.append(f"Note: {note}")
     for refusal in plan.refusals:
         lines.append(f"Refused: {refusal}")
     if plan.disruptive:
@@ -93,6 +130,8 @@ def plan_json(plan: Plan, **extra: Any) -> dict[str, Any]:
         "unmanaged": {"pools": list(plan.unmanaged_pools),
                       "clients": list(plan.unmanaged_clients)},
         "refusals": list(plan.refusals),
+        "notes": list(plan.notes),
+        "cluster": _health_json(plan.health) if plan.health else None,
         "render_after_apply": plan.render_after_apply,
         **extra,
     }
@@ -114,6 +153,12 @@ def verify_text(report: VerifyReport) -> str:
     if report.takeover_seconds is not None:
         lines.append(f"Evacuate takeover: {report.takeover_seconds:.1f} s")
     counts = {r: sum(s.result == r for s in report.steps) for r in ("pass", "fail", "skip")}
+    if report.aborted is not None:
+        lines.append(f"Verify stopped early: {report.aborted}")
+    if report.cleanup_error is not None:
+        lines.append(f"Cleanup incomplete: {report.cleanup_error.message}\n  hint: what "
+                     f"run {report.run_id} made may be left behind; once the cluster answers, "
+                     "cephstack verify --cleanup removes it")
     lines.append(f"Verify {'passed' if report.passed else 'FAILED'}: {counts['pass']} passed, "
                  f"{counts['fail']} failed, {counts['skip']} skipped "
                  f"(run {report.run_id}; cleaned up {len(report.cleanup)} object(s))")
@@ -128,6 +173,9 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         "takeover_seconds": report.takeover_seconds,
         "steps": [vars(s) for s in report.steps],
         "cleanup": report.cleanup,
+        **({"error": report.error.as_json()} if report.error is not None else {}),
+        **({"cleanup_error": report.cleanup_error.as_json()}
+           if report.cleanup_error is not None else {}),
     }
 
 

@@ -12,6 +12,13 @@ from cephstack.keyfiles import FileState, Secret
 # Ceph's defaults, used when the cluster's config database does not set them.
 DEFAULT_MAX_PG_PER_OSD = 250
 DEFAULT_POOL_SIZE = 3
+DEFAULT_MAX_POOL_PG_NUM = 65536  # mon_max_pool_pg_num
+
+# PoolState.pool_init: librbd's pool validation (`rbd pool init`) as its rbd_info object says.
+POOL_VALIDATED = "validated"  # "overwrite validated": the pool is ready for RBD
+POOL_INIT_STARTED = "started"  # validation began and never finished (an interrupted apply)
+POOL_INIT_MISSING = "missing"  # no rbd_info: the rbd application was enabled by hand
+POOL_INIT_UNKNOWN = "unknown"  # not readable now (PGs not active, or the read failed)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class PoolState:
     applications: tuple[str, ...]
     quota_max_bytes: int
     quota_max_objects: int
+    pool_init: str | None = None  # one of POOL_* above; None: not read (not asked for)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,60 @@ class ClientState:
     entity: str
     caps: dict[str, str]
     key: Secret
+
+
+@dataclass(frozen=True)
+class CrushRule:
+    """A CRUSH rule and what it can place on now: its take steps over `osd tree`."""
+
+    name: str
+    id: int
+    replicated: bool  # False: an erasure-code rule
+    root: str  # the bucket(s) it takes, e.g. "default"
+    device_class: str | None  # "ssd" for a rule taking "default~ssd"
+    failure_domain: str  # each copy goes to a distinct bucket of this type: "host", "osd"
+    osds: int  # OSDs under the root (of the class)
+    osds_usable: int  # of them up and in (with a CRUSH weight): where PGs can be active
+    domains: int  # failure-domain buckets holding an OSD that is in: copies it can place
+
+    @property
+    def where(self) -> str:
+        return f"root {self.root!r}" + (f", class {self.device_class}"
+                                        if self.device_class else "")
+
+
+@dataclass(frozen=True)
+class Health:
+    """The cluster's condition when observed. Not in the fingerprint: it moves on its own."""
+
+    status: str = ""  # HEALTH_OK, HEALTH_WARN, HEALTH_ERR; "" when unknown
+    osds: int = 0
+    osds_up: int = 0
+    osds_in: int = 0
+    pgs: int = 0
+    pg_states: dict[str, int] = field(default_factory=dict)  # "active+clean" -> count
+    pgs_known: bool = True  # False: no manager reports PG states (they may be stale)
+    # Per pool, read only when the summary shows PGs not active, or not every pool's PGs
+    # yet (bounded: one `pg dump pgs_brief`); PGs not reported count as "unknown".
+    pool_pg_states: dict[str, dict[str, int]] | None = None
+
+    def inactive_pgs(self, pool: str) -> int | None:
+        """How many of `pool`'s PGs are not active (I/O to them blocks); None: unknown."""
+        if not self.pgs_known:
+            return None
+        if self.pool_pg_states is not None:
+            states = self.pool_pg_states.get(pool)
+            return None if states is None else sum(
+                n for s, n in states.items() if not _active(s))
+        return None if any(not _active(s) for s in self.pg_states) else 0
+
+    @property
+    def all_active(self) -> bool:
+        return self.pgs_known and all(_active(s) for s in self.pg_states)
+
+
+def _active(state: str) -> bool:
+    return "active" in state.split("+")
 
 
 @dataclass(frozen=True)
@@ -45,6 +107,13 @@ class ClusterState:
     max_pg_per_osd: int = DEFAULT_MAX_PG_PER_OSD
     default_pool_size: int = DEFAULT_POOL_SIZE  # what a pool created without size gets
     monmap: dict = field(default_factory=dict)  # `mon dump`, when asked for (rendering)
+    # This host's accounts the spec names for keyring files: "user NAME" -> exists here.
+    accounts: dict[str, bool] = field(default_factory=dict)
+    max_pool_pg_num: int = DEFAULT_MAX_POOL_PG_NUM
+    # CRUSH rules by name; empty when not observed (the planner then skips rule checks).
+    rules: dict[str, CrushRule] = field(default_factory=dict)
+    default_crush_rule: str | None = None  # the rule a pool created without one gets
+    health: Health | None = None  # None: not observed
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -52,10 +121,19 @@ class ClusterState:
             "fsid": self.fsid,
             "pools": {n: vars(p) for n, p in self.pools.items()},
             "clients": {n: [c.caps, c.key.reveal()] for n, c in self.clients.items()},
-            "files": {p: [f.exists, f.key.reveal() if f.key else None, f.mode, f.owner, f.group]
-                      for p, f in self.keyring_files.items()},
+            "files": {p: [f.exists, f.key.reveal() if f.key else None, f.mode, f.owner, f.group,
+                          f.several_sections] for p, f in self.keyring_files.items()},
             "osds_in": self.osds_in,
             "max_pg_per_osd": self.max_pg_per_osd,
             "default_pool_size": self.default_pool_size,
+            "max_pool_pg_num": self.max_pool_pg_num,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def counted_osds(state: ClusterState) -> int:
+    """The OSDs placement groups spread over, counted one way for the plan's PG budget and
+    the audit: the OSDs in, at least 1. The monitor's own check counts at least 3, so it
+    accepts layouts that leave each OSD of a 1- or 2-OSD cluster over mon_max_pg_per_osd
+    (HEALTH_WARN TOO_MANY_PGS)."""
+    return max(state.osds_in, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as errnos
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,14 @@ from typing import Any
 
 import rados
 
-from cephstack.errors import CephCommandError, ClusterUnreachable, PermissionDenied
+from cephstack import interrupt
+from cephstack.errors import (
+    AuthFailed,
+    CephCommandError,
+    ClusterUnreachable,
+    OpTimedOut,
+    PermissionDenied,
+)
 
 _DENIED = (errnos.EACCES, errnos.EPERM)
 RBD_INFO = "rbd_info"
@@ -34,20 +42,65 @@ class ClusterAccess:
     keyring: str | None = None
     client: str = "client.admin"
     connect_timeout: float = 10.0
+    # Every monitor command and OSD operation gives up after this (rados_mon_op_timeout,
+    # rados_osd_op_timeout): no command waits forever on a monitor or a placement group.
+    op_timeout: float = 30.0
+
+
+DEFAULT_OP_TIMEOUT = ClusterAccess.op_timeout
 
 
 def _rados_id(client: str) -> str:
     return client.removeprefix("client.")
 
 
-def _error(prefix: str, code: int, text: str, client: str) -> CephCommandError:
+def _seconds(value: float) -> str:
+    """librados takes whole seconds; never 0 (which means "wait forever")."""
+    return str(max(1, math.ceil(value)))
+
+
+_MON_HINT = "a monitor may be down, frozen or out of quorum: check `ceph -s` on a monitor host"
+_OSD_HINT = ("its placement groups may have no up OSD (a CRUSH rule that selects none, or "
+             "its OSDs down): check `ceph pg ls-by-pool` and `ceph osd tree`")
+_SLOW_HINT = "; if the cluster is only slow, raise --op-timeout"
+# librbd calls that also wait for the monitors (self-managed snapshot ids come from them).
+_MON_AND_OSD_CALLS = {"create_snap", "remove_snap", "remove_snap2", "remove_snap_by_id"}
+
+
+def _timeout_hint(waited_for: str) -> str:
+    if waited_for == "the monitors":
+        return _MON_HINT + _SLOW_HINT
+    if waited_for.startswith("the monitors or"):
+        return f"{_MON_HINT}; or {_OSD_HINT}{_SLOW_HINT}"
+    return _OSD_HINT + _SLOW_HINT
+
+
+def _error(prefix: str, code: int, text: str, client: str, waited_for: str = "the monitors",
+           seconds: float = 0.0) -> CephCommandError:
     code = abs(code)
+    if code == errnos.ETIMEDOUT:
+        return OpTimedOut(prefix, code, text, waited_for, seconds, _timeout_hint(waited_for))
     if code in _DENIED:
         return PermissionDenied(
             prefix, code, text,
             hint=f"{client} lacks the caps for '{prefix}'; use an admin client (--id/--keyring)",
         )
     return CephCommandError(prefix, code, text)
+
+
+def _auth_hint(access: ClusterAccess) -> str:
+    entity = f"[{access.client}]"
+    if access.keyring and os.path.isfile(access.keyring):
+        try:
+            with open(access.keyring) as f:
+                holds = entity in f.read()
+        except OSError:
+            holds = True
+        if not holds:
+            return f"{access.keyring} holds no key for {access.client}: pass --keyring or --id"
+    return (f"the key in {access.keyring or 'the keyring'} is not the one the cluster has for "
+            f"{access.client}, or that user does not exist (`ceph auth get {access.client}` "
+            "on a monitor host); pass --keyring/--id")
 
 
 def _rbd() -> Any:
@@ -59,30 +112,51 @@ def _rbd() -> Any:
 class Translated:
     """A binding object (ioctx, image) whose every call raises typed errors."""
 
-    def __init__(self, target: Any, what: str, conn: CephConnection) -> None:
+    def __init__(self, target: Any, what: str, conn: CephConnection, pool: str) -> None:
         self.target = target
         self._what = what
         self._conn = conn
+        self._pool = pool
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.target, name)
         if not callable(attr):
             return attr
 
+        waited_for = None
+        if name == "unprotect_snap":  # librbd looks for clones in every pool first
+            waited_for = (f"the OSDs of pool '{self._pool}' or of another pool (unprotecting "
+                          "a snapshot reads rbd_children in every pool)")
+        elif name in _MON_AND_OSD_CALLS:
+            waited_for = f"the monitors or the OSDs of pool '{self._pool}'"
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._conn._translated(f"{name} on {self._what}"):
+            self._conn.checkpoint()
+            with self._conn._translated(f"{name} on {self._what}", self._pool, waited_for):
                 return attr(*args, **kwargs)
         return call
 
 
 class CephConnection:
-    """An open librados connection. Thread-safe: librados releases the GIL on every call."""
+    """An open librados connection. Thread-safe: librados releases the GIL on every call.
 
-    def __init__(self, access: ClusterAccess) -> None:
+    `interruptible`: every call first checks for SIGINT/SIGTERM (cephstack.interrupt) and
+    raises Interrupted instead of starting; verify's service connections are, so a run
+    stops at its next call; the admin connection is not, so cleanup can still use it."""
+
+    def __init__(self, access: ClusterAccess, interruptible: bool = False) -> None:
         self.access = access
+        self.interruptible = interruptible
         self.commands_sent = 0
+        self.timed_out = False  # something did not answer within the operation timeout
+        self.monitors_lost = False  # ... and that something was the monitors
         self._count_lock = threading.Lock()
+        self._closed = False
         self._cluster = self._connect(access)
+
+    def checkpoint(self) -> None:
+        if self.interruptible:
+            interrupt.check()
 
     @staticmethod
     def _connect(access: ClusterAccess) -> rados.Rados:
@@ -96,22 +170,23 @@ class CephConnection:
                 f"keyring not found: {access.keyring}",
                 hint="pass --keyring or set cluster.keyring in the spec",
             )
-        timeout = str(max(1, round(access.connect_timeout)))
-        # Mon commands must give up after the timeout too, not hang forever.
-        conf = {"client_mount_timeout": timeout, "rados_mon_op_timeout": timeout,
-                "rados_osd_op_timeout": "0", "log_to_stderr": "false",
-                "err_to_stderr": "false"}
+        # Connecting, monitor commands and OSD operations all give up after their timeout:
+        # nothing waits forever on a monitor, a placement group or a file.
+        ops = _seconds(access.op_timeout)
+        conf = {"client_mount_timeout": _seconds(access.connect_timeout),
+                "rados_mon_op_timeout": ops, "rados_osd_op_timeout": ops,
+                "log_to_stderr": "false", "err_to_stderr": "false"}
         if access.keyring:
             conf["keyring"] = access.keyring
         try:
             cluster = rados.Rados(conffile=access.conf, rados_id=_rados_id(access.client),
                                   conf=conf)
-            cluster.connect(timeout=int(max(1, access.connect_timeout)))
-        except rados.PermissionError as e:
-            raise PermissionDenied(
-                "connect", errnos.EACCES, str(e),
-                hint=f"check that {access.keyring or 'the keyring'} holds the key of "
-                     f"{access.client}",
+            cluster.connect(timeout=int(_seconds(access.connect_timeout)))
+        except (rados.PermissionError, rados.PermissionDeniedError):
+            raise AuthFailed(
+                f"authentication failed: the monitors refused {access.client} "
+                f"(cephx, key from {access.keyring or 'the keyring in ceph.conf'})",
+                hint=_auth_hint(access),
             ) from None
         except (rados.TimedOut, rados.Error, OSError) as e:
             raise ClusterUnreachable(
@@ -127,16 +202,17 @@ class CephConnection:
     def mon(self, prefix: str, inbuf: bytes = b"", **args: Any) -> Any:
         """Send one mon command; return its JSON output (or None when it has none)."""
         cmd = {"prefix": prefix, "format": "json", **args}
+        self.checkpoint()
         with self._count_lock:
             self.commands_sent += 1
         try:
-            ret, out, text = self._cluster.mon_command(json.dumps(cmd), inbuf,
-                                                       timeout=int(self.access.connect_timeout))
+            # The binding ignores its timeout argument: rados_mon_op_timeout bounds it.
+            ret, out, text = self._cluster.mon_command(json.dumps(cmd), inbuf)
         except rados.Error as e:
-            raise _error(prefix, getattr(e, "errno", None) or errnos.EIO, str(e),
-                         self.access.client) from None
+            raise self._typed(prefix, getattr(e, "errno", None) or errnos.EIO, str(e),
+                              "the monitors") from None
         if ret != 0:
-            raise _error(prefix, ret, text.strip(), self.access.client)
+            raise self._typed(prefix, ret, text.strip(), "the monitors")
         if not out:
             return None
         try:
@@ -170,16 +246,18 @@ class CephConnection:
         """First half of the validation; returns the snapshot id to release, if any.
         `fresh`: the pool was just created, so rbd_info cannot exist yet and need not be
         read (a read would wait for the new PGs to peer and miss the monitor's round)."""
-        with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
+        what = f"rbd pool init {pool}"
+        with self.ioctx(pool) as ioctx:
             state = b""
             if not fresh:
-                with suppress(rados.ObjectNotFound):
+                with self._translated(what, pool), suppress(rados.ObjectNotFound):
                     state = ioctx.target.read(RBD_INFO)
             if state in (POOL_VALIDATED, b"validate"):
                 return None
             # A pool that refuses self-managed snapshots (pool snapshots in use) fails here.
-            snap_id = ioctx.target.create_self_managed_snap()
-            with rados.WriteOpCtx() as op:
+            with self._translated(what, None):  # a pool op: the monitors answer it
+                snap_id = ioctx.target.create_self_managed_snap()
+            with self._translated(what, pool), rados.WriteOpCtx() as op:
                 op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
                 op.write(b"validate", 0)
                 with suppress(rados.ObjectExists):
@@ -189,28 +267,43 @@ class CephConnection:
     def pool_validate_finish(self, pool: str, snap_id: int | None) -> None:
         """Second half: release the snapshot; mark the pool validated (an EC pool without
         overwrites fails this write)."""
-        with self.ioctx(pool) as ioctx, self._translated(f"rbd pool init {pool}"):
+        what = f"rbd pool init {pool}"
+        with self.ioctx(pool) as ioctx:
             if snap_id is not None:
-                ioctx.target.remove_self_managed_snap(snap_id)
-            ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
+                with self._translated(what, None):
+                    ioctx.target.remove_self_managed_snap(snap_id)
+            with self._translated(what, pool):
+                ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
 
     # -- objects and RBD images (verify, cleanup) ---------------------------------------
 
+    def _typed(self, what: str, code: int, text: str, waited_for: str) -> CephCommandError:
+        error = _error(what, code, text, self.access.client, waited_for,
+                       self.access.op_timeout)
+        if isinstance(error, OpTimedOut):
+            self.timed_out = True
+            self.monitors_lost = self.monitors_lost or waited_for == "the monitors"
+        return error
+
     @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
-        """Turn a binding's error into a typed error naming the operation."""
+    def _translated(self, what: str, pool: str | None,
+                    waited_for: str | None = None) -> Iterator[None]:
+        """Turn a binding's error into a typed error naming the operation; a timeout names
+        what it waited for: the OSDs of `pool`, or the monitors (pool None)."""
         try:
             yield
         except (rados.Error, _rbd().Error) as e:
             code = getattr(e, "errno", None) or errnos.EIO
-            raise _error(what, code, str(e), self.access.client) from None
+            waited_for = waited_for or (f"the OSDs of pool '{pool}'" if pool else "the monitors")
+            raise self._typed(what, code, str(e), waited_for) from None
 
     @contextmanager
     def ioctx(self, pool: str) -> Iterator[Translated]:
-        with self._translated(f"open pool {pool}"):
+        self.checkpoint()
+        with self._translated(f"open pool {pool}", None):  # needs the monitors' osdmap
             ioctx = self._cluster.open_ioctx(pool)
         try:
-            yield Translated(ioctx, f"pool {pool}", self)
+            yield Translated(ioctx, f"pool {pool}", self, pool)
         finally:
             ioctx.close()
 
@@ -219,22 +312,24 @@ class CephConnection:
               read_only: bool = False) -> Iterator[Translated]:
         """An open RBD image; read_only=True registers no watch (works with read-only caps)."""
         where = f"{pool}/{name}" + (f"@{snapshot}" if snapshot else "")
-        with self.ioctx(pool) as ioctx, self._translated(f"open image {where}"):
+        with self.ioctx(pool) as ioctx, self._translated(f"open image {where}", pool):
             image = _rbd().Image(ioctx.target, name, snapshot=snapshot, read_only=read_only)
         try:
-            yield Translated(image, f"image {where}", self)
+            yield Translated(image, f"image {where}", self, pool)
         finally:
             image.close()
 
     def rbd(self, method: str, pool: str, *args: Any, **kwargs: Any) -> Any:
         """Call rbd.RBD().<method>(ioctx of pool, *args): create, remove, list, trash_*."""
-        with self.ioctx(pool) as ioctx, self._translated(f"rbd {method} {pool} {args[:1]}"):
+        with self.ioctx(pool) as ioctx, self._translated(f"rbd {method} {pool} {args[:1]}",
+                                                         pool):
             return getattr(_rbd().RBD(), method)(ioctx.target, *args, **kwargs)
 
     def clone(self, parent_pool: str, parent: str, snap: str, pool: str, name: str,
               features: int | None = None) -> None:
+        pools = pool if pool == parent_pool else f"{parent_pool}' or '{pool}"
         with self.ioctx(parent_pool) as p_io, self.ioctx(pool) as c_io, self._translated(
-                f"rbd clone {parent_pool}/{parent}@{snap} -> {pool}/{name}"):
+                f"rbd clone {parent_pool}/{parent}@{snap} -> {pool}/{name}", pools):
             _rbd().RBD().clone(p_io.target, parent, snap, c_io.target, name, features=features)
 
     def features(self, *names: str) -> int:
@@ -242,7 +337,9 @@ class CephConnection:
         return sum(getattr(_rbd(), f"RBD_FEATURE_{n.upper()}") for n in names)
 
     def close(self) -> None:
-        self._cluster.shutdown()
+        if not self._closed:
+            self._closed = True
+            self._cluster.shutdown()
 
     def __enter__(self) -> CephConnection:
         return self

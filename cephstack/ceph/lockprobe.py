@@ -5,7 +5,8 @@ prints "locked" and waits to be killed, as a hypervisor that crashes. `take` ope
 same image and writes, as the host that takes over; it prints the seconds it took or
 the error. The keyring is passed by path: the key never appears on a command line.
 
-    python -m cephstack.ceph.lockprobe hold|take CONF KEYRING ENTITY POOL IMAGE
+    python -m cephstack.ceph.lockprobe hold|take CONF KEYRING ENTITY POOL IMAGE \
+        [CONNECT_TIMEOUT OP_TIMEOUT]
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    mode, conf, keyring, entity, pool, image = argv
+    mode, conf, keyring, entity, pool, image = argv[:6]
+    connect_timeout, op_timeout = (float(a) for a in (argv[6:8] or ["10", "30"]))
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group:
+    # verify decides when this process ends (it kills it), not the terminal
     started = time.monotonic()
     try:
-        with (CephConnection(ClusterAccess(conf, keyring, entity, 10)) as conn,
+        with (CephConnection(ClusterAccess(conf, keyring, entity, connect_timeout,
+                                           op_timeout)) as conn,
               conn.image(pool, image) as disk):
             disk.write(b"\xab" * 4096, 0 if mode == "hold" else 4096)
             disk.flush()

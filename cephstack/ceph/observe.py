@@ -1,21 +1,36 @@
 """observe(): read the cluster once into ClusterState (facts only, no changes).
 
 A fixed set of read-only mon commands, sent concurrently, whatever the number of pools
-and users: pools with their settings, crush rules, auth entities, OSD counts and the
-PG-per-OSD limit. Keyring files named by the spec are read from disk.
+and users: pools with their settings, crush rules, auth entities, the cluster's status
+(health, OSD and PG counts), the OSD tree and the config database (the monitor's limits).
+Only when some PGs are not active, one more (`pg dump pgs_brief`) says which pools they
+belong to. Then one read of one object (rbd_info) per pool whose `rbd pool init` is asked
+about, all at once. Keyring files named by the spec are read from disk.
 """
 
 from __future__ import annotations
 
-from cephstack.ceph.adapter import CephConnection
-from cephstack.keyfiles import Secret, read_keyring_file
+import errno as errnos
+from collections.abc import Iterable
+from dataclasses import replace
+
+from cephstack.ceph.adapter import POOL_VALIDATED, RBD_INFO, CephConnection
+from cephstack.errors import CephCommandError, CephstackError
+from cephstack.keyfiles import Secret, account_facts, read_keyring_file
 from cephstack.state import (
     DEFAULT_MAX_PG_PER_OSD,
+    DEFAULT_MAX_POOL_PG_NUM,
     DEFAULT_POOL_SIZE,
+    POOL_INIT_MISSING,
+    POOL_INIT_STARTED,
+    POOL_INIT_UNKNOWN,
     ClientState,
     ClusterState,
+    CrushRule,
+    Health,
     PoolState,
 )
+from cephstack.state import POOL_VALIDATED as VALIDATED
 
 
 def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:
@@ -52,21 +67,169 @@ def _mon_setting(config: list[dict], name: str, default: int) -> int:
     return default
 
 
+def _leaves(start: dict, nodes: dict[int, dict]) -> list[tuple[dict, list[dict]]]:
+    """The OSDs under a CRUSH node of `osd tree`, each with its buckets from `start` down."""
+    out, seen = [], set()
+    stack: list[tuple[dict, list[dict]]] = [(start, [])]
+    while stack:
+        node, above = stack.pop()
+        if node["id"] in seen:
+            continue
+        seen.add(node["id"])
+        if node.get("type") == "osd" or node["id"] >= 0:
+            out.append((node, above))
+            continue
+        stack += [(nodes[c], [*above, node]) for c in node.get("children", []) if c in nodes]
+    return out
+
+
+def _is_in(osd: dict) -> bool:
+    """CRUSH places data on it: in (reweight > 0) with a CRUSH weight."""
+    return float(osd.get("reweight", 0)) > 0 and float(osd.get("crush_weight", 1)) > 0
+
+
+def _rules(dump: list[dict], tree: dict) -> dict[str, CrushRule]:
+    """Each rule's reach: the OSDs under the bucket(s) it takes (of its device class, from
+    a `~class` shadow name), how many are up and in, and how many buckets of its failure
+    domain (the type of its last choose step) hold an OSD that is in."""
+    nodes = {n["id"]: n for n in tree.get("nodes", [])}
+    by_name = {n["name"]: n for n in nodes.values()}
+    out = {}
+    for r in dump:
+        steps = r.get("steps", [])
+        takes = [str(s.get("item_name", s.get("item"))) for s in steps if s.get("op") == "take"]
+        chooses = [s for s in steps if str(s.get("op", "")).startswith("choose")]
+        domain = str(chooses[-1].get("type", "osd")) if chooses else "osd"
+        osds: dict[int, dict] = {}
+        domains: set[int] = set()
+        roots, classes = [], []
+        for take in takes:
+            root, _, device_class = take.partition("~")
+            roots.append(root)
+            if device_class and device_class not in classes:
+                classes.append(device_class)
+            if root not in by_name:
+                continue
+            for osd, above in _leaves(by_name[root], nodes):
+                if device_class and osd.get("device_class") != device_class:
+                    continue
+                osds[osd["id"]] = osd
+                bucket = next((b for b in reversed([*above, osd]) if b.get("type") == domain),
+                              None)
+                if bucket is not None and _is_in(osd):
+                    domains.add(bucket["id"])
+        out[r["rule_name"]] = CrushRule(
+            name=r["rule_name"], id=int(r["rule_id"]), replicated=r.get("type", 1) == 1,
+            root=", ".join(roots), device_class=", ".join(classes) or None,
+            failure_domain=domain, osds=len(osds),
+            osds_usable=sum(o.get("status") == "up" and _is_in(o) for o in osds.values()),
+            domains=len(domains))
+    return out
+
+
+def _default_rule(dump: list[dict], config: list[dict]) -> str | None:
+    """The rule `osd pool create` gives a replicated pool without one: the configured id,
+    else the replicated rule with the lowest id (as the monitor picks it)."""
+    wanted = _mon_setting(config, "osd_pool_default_crush_rule", -1)
+    replicated = sorted((int(r["rule_id"]), r["rule_name"]) for r in dump
+                        if r.get("type", 1) == 1)
+    if wanted >= 0:
+        return next((name for rid, name in replicated if rid == wanted), None)
+    return replicated[0][1] if replicated else None
+
+
+def _health(status: dict) -> Health:
+    osdmap = status.get("osdmap", {})
+    osdmap = osdmap.get("osdmap", osdmap)  # nested in releases before Pacific
+    pgmap = status.get("pgmap")
+    states = {s["state_name"]: int(s["count"]) for s in (pgmap or {}).get("pgs_by_state", [])}
+    return Health(
+        status=status.get("health", {}).get("status", ""),
+        osds=int(osdmap.get("num_osds", 0)), osds_up=int(osdmap.get("num_up_osds", 0)),
+        osds_in=int(osdmap.get("num_in_osds", 0)),
+        pgs=int((pgmap or {}).get("num_pgs", sum(states.values()))), pg_states=states,
+        # Without an active manager the monitor's PG summary is stale.
+        pgs_known=pgmap is not None and bool(status.get("mgrmap", {}).get("available", True)))
+
+
+def _pool_pg_states(conn: CephConnection, detail: list[dict]) -> dict[str, dict[str, int]] | None:
+    """PG states per pool, from one `pg dump pgs_brief` (about 100 bytes per PG), the
+    manager's current view; a PG it has not reported yet (a new pool's) is "unknown".
+    None when the manager cannot answer."""
+    try:
+        brief = conn.mon("pg dump", dumpcontents=["pgs_brief"])
+    except CephstackError:
+        return None
+    stats = brief.get("pg_stats", []) if isinstance(brief, dict) else brief or []
+    names = {str(p["pool_id"]): p["pool_name"] for p in detail if "pool_id" in p}
+    out: dict[str, dict[str, int]] = {p["pool_name"]: {} for p in detail}
+    for pg in stats:
+        pool = names.get(str(pg.get("pgid", "")).split(".")[0])
+        if pool is not None:
+            states = out[pool]
+            states[pg["state"]] = states.get(pg["state"], 0) + 1
+    for p in detail:
+        missing = int(p.get("pg_num", 0)) - sum(out[p["pool_name"]].values())
+        if missing > 0:
+            out[p["pool_name"]]["unknown"] = out[p["pool_name"]].get("unknown", 0) + missing
+    return out
+
+
+def _read_pool_init(conn: CephConnection, pool: str) -> str:
+    """librbd's validation marker: one read of one small object. With the connection's OSD
+    op timeout a read that cannot be served fails instead of waiting."""
+    try:
+        with conn.ioctx(pool) as ioctx:
+            data = ioctx.read(RBD_INFO, 64)
+    except CephCommandError as e:
+        return POOL_INIT_MISSING if e.errno == errnos.ENOENT else POOL_INIT_UNKNOWN
+    return VALIDATED if data == POOL_VALIDATED else POOL_INIT_STARTED
+
+
+def _pool_inits(conn: CephConnection, pools: list[PoolState], health: Health
+                ) -> dict[str, PoolState]:
+    """Read rbd_info of every pool at once; a pool whose PGs are not all active (or not
+    known to be) is not read: it is reported unknown rather than waited for."""
+    readable = [p for p in pools if health.inactive_pgs(p.name) == 0]
+    found = conn.concurrently([lambda p=p: _read_pool_init(conn, p.name) for p in readable])
+    out = {p.name: replace(p, pool_init=POOL_INIT_UNKNOWN) for p in pools}
+    out.update({p.name: replace(p, pool_init=state)
+                for p, state in zip(readable, found, strict=True)})
+    return out
+
+
 def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
-            monmap: bool = False) -> ClusterState:
+            monmap: bool = False,
+            keyring_owner: tuple[str | None, str | None] = (None, None),
+            validate: Iterable[str] = ()) -> ClusterState:
     """Read the cluster's state. `keyring_paths`: entity -> keyring file to inspect;
-    `monmap`: also read the monitor map (for rendering client configuration)."""
+    `monmap`: also read the monitor map (for rendering client configuration);
+    `keyring_owner`: the (user, group) keyring files get, looked up on this host;
+    `validate`: pools whose `rbd pool init` to check (read only if the rbd application is
+    enabled: without it the pool is not initialised anyway)."""
     reads = [
         lambda: conn.mon("osd pool ls", detail="detail"),
         lambda: conn.mon("osd crush rule dump"),
         lambda: conn.mon("auth ls"),
-        lambda: conn.mon("osd stat"),
+        lambda: conn.mon("status"),
         lambda: conn.mon("config dump"),
+        lambda: conn.mon("osd tree"),
     ]
     if monmap:
         reads.append(lambda: conn.mon("mon dump"))
-    detail, rules, auth, osd_stat, config, *mons = conn.concurrently(reads)
-    rule_names = {r["rule_id"]: r["rule_name"] for r in rules or []}
+    detail, rules, auth, status, config, tree, *mons = conn.concurrently(reads)
+    detail, rules, config = detail or [], rules or [], config or []
+    health = _health(status or {})
+    # The monitor's PG summary lags the manager by seconds: a new pool's PGs may be missing
+    # from it. Ask the manager per pool only then, or when some PGs are not active.
+    summary_short = health.pgs != sum(int(p.get("pg_num", 0)) for p in detail)
+    if health.pgs_known and (summary_short or not health.all_active):
+        by_pool = _pool_pg_states(conn, detail)
+        health = replace(health, pool_pg_states=by_pool, pgs_known=by_pool is not None)
+    rule_names = {r["rule_id"]: r["rule_name"] for r in rules}
+    pools = _pools(detail, rule_names)
+    pools.update(_pool_inits(conn, [pools[n] for n in dict.fromkeys(validate)
+                                    if n in pools and "rbd" in pools[n].applications], health))
     clients = {
         e["entity"]: ClientState(e["entity"], dict(e.get("caps", {})), Secret(e.get("key", "")))
         for e in (auth or {}).get("auth_dump", [])
@@ -76,13 +239,18 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
              for entity, path in (keyring_paths or {}).items()}
     return ClusterState(
         fsid=conn.fsid(),
-        pools=_pools(detail or [], rule_names),
+        pools=pools,
         clients=clients,
         keyring_files=files,
-        osds_in=int((osd_stat or {}).get("num_in_osds", 0)),
-        max_pg_per_osd=_mon_setting(config or [], "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
-        default_pool_size=_mon_setting(config or [], "osd_pool_default_size", DEFAULT_POOL_SIZE),
+        osds_in=health.osds_in,
+        max_pg_per_osd=_mon_setting(config, "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
+        default_pool_size=_mon_setting(config, "osd_pool_default_size", DEFAULT_POOL_SIZE),
         monmap=mons[0] if mons else {},
+        accounts=account_facts(*keyring_owner),
+        max_pool_pg_num=_mon_setting(config, "mon_max_pool_pg_num", DEFAULT_MAX_POOL_PG_NUM),
+        rules=_rules(rules, tree or {}),
+        default_crush_rule=_default_rule(rules, config),
+        health=health,
     )
 
 

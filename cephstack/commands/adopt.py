@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cephstack.commands.common import (
+    CLUSTER_EXIT_CODES,
     EXIT_CODES,
     add_cluster,
     add_output,
@@ -16,15 +17,14 @@ from cephstack.commands.common import (
     print_out,
     would_overwrite,
 )
-from cephstack.errors import EXIT_FAILED, EXIT_UNREACHABLE
+from cephstack.errors import EXIT_FAILED, CephstackError
 
-AUDIT_EXIT_CODES = f"""\
+AUDIT_EXIT_CODES = """\
 exit codes:
   0  clean: no findings
   1  warnings only
   2  errors found (also: invalid spec or arguments)
-  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
-"""
+""" + CLUSTER_EXIT_CODES
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -56,9 +56,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return exit_code(findings)
 
 
+def _service_files(args: argparse.Namespace):
+    """Pins read from existing cinder.conf / nova.conf, so the spec adopts their Ceph
+    backends and libvirt secrets instead of adding new ones."""
+    if not (args.cinder_conf or args.nova_conf):
+        return None
+    from cephstack.render.drift import read_rendered
+    from cephstack.render.existing import adoption_fields
+
+    def text(path: str | None) -> str | None:
+        if path and (found := read_rendered(Path(path))) is None:
+            raise CephstackError(f"{path} does not exist")
+        return found if path else None
+
+    cinder, nova = text(args.cinder_conf), text(args.nova_conf)
+    return lambda users: adoption_fields(cinder, nova, users.get("cinder-volume"),
+                                         users.get("nova"))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from cephstack.adopt import import_spec
     from cephstack.ceph.observe import observe
+    from cephstack.keyfiles import write_atomic
     from cephstack.spec import ClusterSettings
 
     out = Path(args.out)
@@ -71,7 +90,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                               str(Path(access.keyring).absolute()) if access.keyring else None,
                               access.client, access.connect_timeout)
     keyring_dir = str(Path(args.keyring_dir).absolute()) if args.keyring_dir else None
-    out.write_text(import_spec(state, cluster, keyring_dir, args.fix))
+    write_atomic(str(out), import_spec(state, cluster, keyring_dir, args.fix,
+                                       _service_files(args)), 0o644, dir_mode=0o755)
     if args.output == "json":
         print_out(json.dumps({"format_version": "1", "spec": str(out), "fix": args.fix}))
     else:
@@ -107,5 +127,9 @@ def register(sub, fmt) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.add_argument("--fix", action="store_true", help="least-privilege caps for services")
     p.add_argument("--keyring-dir", help="manage the keyring files in this directory")
+    p.add_argument("--cinder-conf", metavar="FILE", help="adopt the Ceph backends (section, "
+                   "volume_backend_name, rbd_secret_uuid) of an existing cinder.conf")
+    p.add_argument("--nova-conf", metavar="FILE", help="adopt the libvirt secret UUID of an "
+                   "existing nova.conf")
     add_output(p)
     p.set_defaults(func=cmd_import)

@@ -7,23 +7,58 @@ import argparse
 import sys
 from pathlib import Path
 
-from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE
+from cephstack.errors import (
+    EXIT_AUTH,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+)
+
+# The codes every cluster command shares (after its own 0/1/2).
+CLUSTER_EXIT_CODES = f"""\
+  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
+  {EXIT_AUTH}  authentication failed: wrong key, or no such user
+  {EXIT_TIMEOUT}  timed out mid-run: a monitor, or the OSDs of a pool, did not answer within
+     the operation timeout (the error names which)
+  {EXIT_LOCKED}  another cephstack run holds the cluster's lock (apply, verify)
+  130/143  interrupted by SIGINT/SIGTERM (after the cleanup the command owes)
+"""
 
 EXIT_CODES = f"""\
 exit codes:
   0  success (plan: no changes, or changes without --detailed-exitcode)
-  {EXIT_FAILED}  failure: a Ceph command failed, the plan was refused or did not converge
+  {EXIT_FAILED}  failure: a Ceph command failed or was refused (permission denied), the plan
+     was refused or did not converge
   {EXIT_BAD_INPUT}  bad input: invalid spec or arguments; with plan --detailed-exitcode: changes
-  {EXIT_UNREACHABLE}  the cluster could not be reached within the connect timeout
-"""
+""" + CLUSTER_EXIT_CODES
+
+
+_printed = {"out": False, "error": ""}
 
 
 def print_out(text: str = "") -> None:
+    _printed["out"] = True
     print(text, flush=True)
 
 
 def print_err(text: str) -> None:
+    if text.startswith("error: "):
+        _printed["error"] = text.removeprefix("error: ")
     print(text, file=sys.stderr, flush=True)
+
+
+def reset_output() -> None:
+    _printed.update(out=False, error="")
+
+
+def stdout_used() -> bool:
+    return bool(_printed["out"])
+
+
+def last_error() -> str:
+    return str(_printed["error"])
 
 
 def add_output(p: argparse.ArgumentParser) -> None:
@@ -39,6 +74,45 @@ def add_cluster(p: argparse.ArgumentParser, spec_default: str | None = "cephstac
     g.add_argument("--keyring", help="admin keyring path")
     g.add_argument("--id", dest="client", help="admin client name, e.g. client.admin")
     g.add_argument("--connect-timeout", type=float, help="seconds (default 10)")
+    g.add_argument("--op-timeout", type=_positive, metavar="SECONDS",
+                   help="give up on any monitor command or OSD operation after this many "
+                   "seconds, naming what did not answer (default 30)")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def add_lock_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when another cephstack run holds the cluster's lock, wait up to "
+                   "this long for it instead of failing at once (default 0)")
+
+
+def hold_lock(args: argparse.Namespace, conn, command: str, shared: bool = False,
+              run: str | None = None):
+    """The cluster's run lock (cephstack.ceph.runlock) for the rest of the command: apply
+    holds it alone, verifies share it. On SIGINT/SIGTERM it is released on the way out."""
+    from cephstack import interrupt
+    from cephstack.ceph.runlock import EXCLUSIVE, SHARED, hold
+
+    if command == "apply":
+        interrupt.configure(hint="what was done stays; run apply again: it continues from "
+                                 "where it stopped")
+    return hold(conn, command, SHARED if shared else EXCLUSIVE,
+                getattr(args, "lock_wait", 0.0) or 0.0, run=run)
+
+
+def op_timeout(args: argparse.Namespace) -> float:
+    from cephstack.ceph.adapter import DEFAULT_OP_TIMEOUT
+
+    return getattr(args, "op_timeout", None) or DEFAULT_OP_TIMEOUT
 
 
 def would_overwrite(out: Path, force: bool) -> bool:
@@ -64,7 +138,8 @@ def connect(args: argparse.Namespace, spec):
         client = f"client.{client}"
     return CephConnection(ClusterAccess(
         conf=args.conf or c.conf, keyring=args.keyring or c.keyring, client=client,
-        connect_timeout=args.connect_timeout or c.connect_timeout))
+        connect_timeout=args.connect_timeout or c.connect_timeout,
+        op_timeout=op_timeout(args)))
 
 
 def observe_for(conn, spec):
@@ -72,7 +147,9 @@ def observe_for(conn, spec):
     from cephstack.ceph.observe import observe
 
     paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-    return observe(conn, paths, monmap=spec.render is not None)
+    return observe(conn, paths, monmap=spec.render is not None,
+                   keyring_owner=(spec.keyrings.owner, spec.keyrings.group),
+                   validate=[name for name, pool in spec.pools.items() if pool.init])
 
 
 def plan_for(spec, state):

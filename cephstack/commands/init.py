@@ -12,6 +12,7 @@ from cephstack.errors import EXIT_FAILED
 
 def cmd_init(args: argparse.Namespace) -> int:
     from cephstack.defaults import DEFAULT_SPEC
+    from cephstack.keyfiles import write_atomic
 
     out = Path(args.out)
     if would_overwrite(out, args.force):
@@ -29,7 +30,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     for old, new in replacements.items():
         if new:
             text = text.replace(old, new, 1)
-    out.write_text(text)
+    write_atomic(str(out), text, 0o644, dir_mode=0o755)  # never through a planted link
     if args.output == "json":
         print_out(json.dumps({"format_version": "1", "spec": str(out)}))
     else:

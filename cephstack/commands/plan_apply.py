@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -10,13 +11,16 @@ from pathlib import Path
 from cephstack.commands.common import (
     EXIT_CODES,
     add_cluster,
+    add_lock_wait,
     add_output,
     connect,
+    hold_lock,
     load_spec_of,
     observe_for,
     plan_for,
     print_err,
     print_out,
+    would_overwrite,
 )
 from cephstack.errors import EXIT_FAILED, CephstackError
 
@@ -25,6 +29,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from cephstack.report import dumps, plan_json, plan_text
 
     spec = load_spec_of(args)
+    if args.out and would_overwrite(Path(args.out), args.force):
+        return EXIT_FAILED
     with connect(args, spec) as conn:
         state = observe_for(conn, spec)
         plan = plan_for(spec, state)
@@ -33,7 +39,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         saved = plan_json(plan, spec=str(Path(args.spec).absolute()),
                           spec_sha256=_sha256(Path(args.spec)))
-        write_atomic(args.out, dumps(saved) + "\n", 0o644)
+        write_atomic(args.out, dumps(saved) + "\n", 0o644, dir_mode=0o755)
     if args.output == "json":
         print_out(dumps(plan_json(plan, mon_commands=conn.commands_sent)))
     else:
@@ -87,9 +93,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     saved = _saved_plan(args) if args.plan else None
     spec = load_spec_of(args)
     as_json = args.output == "json"
-    with connect(args, spec) as conn:
+    with connect(args, spec) as conn, contextlib.ExitStack() as locked:
         state = observe_for(conn, spec)
         plan = plan_for(spec, state)
+        if not plan.empty:
+            # Changes ahead: take the cluster's run lock, then look again under it (another
+            # run may just have changed the cluster). A no-op apply never takes it.
+            locked.enter_context(hold_lock(args, conn, "apply"))
+            state = observe_for(conn, spec)
+            plan = plan_for(spec, state)
         if saved and saved["fingerprint"] != plan.fingerprint:
             from cephstack.errors import StalePlan
 
@@ -112,7 +124,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         after_state = observe_for(conn, spec)
         after = plan_for(spec, after_state)
         if plan.render_after_apply and not after.empty and all(
-                a.kind == "rewrite_rendered_file" for a in after.actions):
+                a.kind in ("rewrite_rendered_file", "remove_rendered_file")
+                for a in after.actions):
             # Files that needed the new users' keys: refresh them now, as the plan said.
             refreshed = apply_plan(conn, after, after_state, progress=progress)
             result.done += refreshed.done
@@ -139,6 +152,7 @@ def register(sub, fmt) -> None:
                    help="exit 0 when there is nothing to do, 2 when there are changes")
     p.add_argument("--out", metavar="FILE", help="also save the plan (no keys in it) for "
                    "apply --plan FILE")
+    p.add_argument("--force", action="store_true", help="let --out overwrite an existing file")
     add_output(p)
     p.set_defaults(func=cmd_plan)
 
@@ -151,5 +165,6 @@ def register(sub, fmt) -> None:
                    "if the spec or the cluster changed since (its spec replaces -f)")
     p.add_argument("--allow-disruptive", action="store_true",
                    help="also apply changes that move data or remove a client's access")
+    add_lock_wait(p)
     add_output(p)
     p.set_defaults(func=cmd_apply)

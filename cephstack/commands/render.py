@@ -15,85 +15,75 @@ from cephstack.commands.common import (
     print_err,
     print_out,
 )
-from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from cephstack.errors import EXIT_BAD_INPUT, CephstackError
 
 
 def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
     from cephstack.ceph.observe import observe
-    from cephstack.keyfiles import write_atomic
     from cephstack.render.bundle import render
-    from cephstack.render.drift import facts_of
+    from cephstack.render.drift import compare, facts_of, write_rendered
+    from cephstack.render.openstack import notes
 
     fmt = args.format or (spec.render.format if spec.render else "plain")
     with connect(args, spec) as conn:
         files = render(spec, facts_of(observe(conn, monmap=True)), fmt)
+    if missing := sorted({f.pending for f in files if f.pending}):
+        raise CephstackError(f"{', '.join(missing)} does not exist in the cluster: nothing "
+                             "rendered", hint="run cephstack apply first")
     report = []
-    for f in files:
-        path = out / f.path
-        current = path.read_text() if path.is_file() else None
-        if current != f.text:
-            mode = spec.keyrings.mode if f.secret else f.mode
-            write_atomic(str(path), f.text, mode, spec.keyrings.owner if f.secret else None,
-                         spec.keyrings.group if f.secret else None)
-        state = "unchanged" if current == f.text else "updated" if current else "created"
-        report.append({"path": str(path), "state": state, "holds_key": f.secret})
-    # compute/secrets/ is cephstack's alone: secrets of another cluster or user left there
-    # would be installed by `secrets install`, and their keys should not linger.
-    rendered = {out / f.path for f in files}
-    for stale in sorted((out / "compute" / "secrets").glob("*")):
-        if stale.is_file() and stale not in rendered:
-            stale.unlink()
-            report.append({"path": str(stale), "state": "removed", "holds_key": False})
+    for item in compare(out, files):
+        # Obsolete files (listed by the last render, no longer rendered) go: a renamed
+        # user's key must not linger in a bundle.
+        state = ("unchanged" if item.in_sync else "removed" if item.wanted is None
+                 else "created" if item.on_disk is None else "updated")
+        if state != "unchanged":
+            write_rendered(item, str(out))
+        report.append({"path": item.path, "state": state,
+                       "holds_key": bool(item.wanted and item.wanted.secret)})
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "format": fmt, "files": report}, indent=2))
+        print_out(json.dumps({"format_version": "1", "format": fmt, "files": report,
+                              "notes": notes(spec)}, indent=2))
     else:
         for r in report:
-            print_out(f"  {r['state']:<9} {r['path']}" + ("   (key: sensitive)" if r["holds_key"]
-                                                     else ""))
+            print_out(f"  {r['state']:<9} {r['path']}"
+                      + ("   (key: sensitive)" if r["holds_key"] else ""))
         counts = {s: sum(r["state"] == s for r in report)
                   for s in ("created", "updated", "unchanged", "removed")}
+        for note in notes(spec):
+            print_out(f"note: {note}")
         print_out(f"Render ({fmt}): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-             + f", in {out}.")
+                  + f", in {out}." + (" Install each bundle on its hosts: cephstack host "
+                                      f"install {out}/<role>" if fmt == "plain" else ""))
     return 0
 
 
 def _merge_into(args: argparse.Namespace, spec) -> int:
-    import difflib
-
-    from cephstack.keyfiles import write_atomic
-    from cephstack.render.bundle import service_sections
-    from cephstack.render.merge import merge_ini
+    from cephstack.host.merge import BACKUP_SUFFIX, merge_file
+    from cephstack.render.bundle import file_sections
 
     path = Path(args.merge_into)
     service = args.as_service or {"glance-api.conf": "glance", "cinder.conf": "cinder",
                                   "nova.conf": "nova"}.get(path.name)
     if service is None:
         print_err(f"error: cannot tell which service {path.name} belongs to; "
-             "give --as glance|cinder|nova")
+                  "give --as glance|cinder|nova")
         return EXIT_BAD_INPUT
-    if not path.is_file():
-        print_err(f"error: {path} does not exist (--merge-into updates an existing file)")
-        return EXIT_FAILED
     with connect(args, spec) as conn:
         fsid = conn.fsid()  # the only fact merging needs: no mon command
-    before = path.read_text()
-    after = merge_ini(before, service_sections(spec, fsid, service))
-    diff = "".join(difflib.unified_diff(before.splitlines(keepends=True),
-                                        after.splitlines(keepends=True),
-                                        str(path), f"{path} (cephstack)"))
-    if after != before:
-        backup = path.with_name(path.name + ".cephstack.bak")
-        mode = path.stat().st_mode & 0o777
-        write_atomic(str(backup), before, mode)
-        write_atomic(str(path), after, mode)
+    outcome = merge_file(path, file_sections(spec, fsid, service), service, args.dry_run)
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "path": str(path), "changed": after != before,
-                         "diff": diff}, indent=2))
-    else:
-        print_out(diff.rstrip("\n") if diff else f"No changes: {path} already has cephstack's "
-             "options.")
-        if diff:
-            print_out(f"Updated {path}; the previous version is in {path.name}.cephstack.bak.")
+        print_out(json.dumps({"format_version": "1", "path": str(path),
+                              "changed": outcome.changed, "dry_run": args.dry_run,
+                              "diff": outcome.diff, "notes": list(outcome.notes)}, indent=2))
+        return 0
+    print_out(outcome.diff.rstrip("\n") if outcome.changed else
+              f"No changes: {path} already has cephstack's options.")
+    for note in outcome.notes:
+        print_out(f"note: {note}")
+    if outcome.changed:
+        print_out("Dry run: nothing was changed." if args.dry_run else
+                  f"Updated {path} (owner and mode kept); the previous version is in "
+                  f"{path.name}{BACKUP_SUFFIX}.")
     return 0
 
 
@@ -128,15 +118,20 @@ def register(sub, fmt) -> None:
                        description="From the spec and the live cluster (fsid, monitors, "
                        "keys): client ceph.conf, Glance/Cinder/Cinder-backup/Nova settings, "
                        "libvirt secrets and keyrings, per host role (plain: controller/, "
-                       "backup/, compute/) or as kolla-ansible expects (kolla). Keys go only "
-                       "into files (mode of keyrings.mode), never to the terminal. With "
-                       "--merge-into, update an existing glance-api.conf, cinder.conf or "
-                       "nova.conf in place: only cephstack's options change; a backup is "
-                       "kept and the diff shown.")
+                       "backup/, compute/, each mirroring the host's /etc/ceph with a "
+                       "MANIFEST.json for `cephstack host install`) or as kolla-ansible "
+                       "expects (kolla). Keys go only into files, never to the terminal. "
+                       "Files an earlier render wrote that are no longer rendered are "
+                       "removed. With --merge-into, update an existing glance-api.conf, "
+                       "cinder.conf or nova.conf in place: only cephstack's options change "
+                       "(other backends stay), owner and mode are kept, a backup is kept and "
+                       "the diff shown.")
     add_cluster(p)
     p.add_argument("--out", help="output directory (default: render.directory in the spec)")
     p.add_argument("--format", choices=("plain", "kolla"), help="default: plain")
     p.add_argument("--merge-into", metavar="PATH", help="an existing service config file")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --merge-into: show the diff, change nothing")
     p.add_argument("--as", dest="as_service", choices=("glance", "cinder", "nova"),
                    help="which service PATH belongs to (default: from its file name)")
     add_output(p)

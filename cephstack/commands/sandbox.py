@@ -16,7 +16,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.action == "up":
         if args.output == "text":
             print_err(f"starting the sandbox in {box.dir} ...")
-        status = box.up(port=args.port)
+        status = box.up(port=args.port, osds=args.osds)
     elif args.action == "down":
         stopped = box.down()
         if args.output == "text":
@@ -43,10 +43,15 @@ def register(sub, fmt) -> None:
     p = sub.add_parser("sandbox", help="a throwaway single-node cluster on loopback",
                        formatter_class=fmt, epilog=EXIT_CODES,
                        description="up: start (creating if needed; idempotent) a real "
-                       "mon + mgr + memstore OSD cluster on 127.0.0.1. down: stop its "
-                       "daemons by pid, remove nothing. status: show it.")
+                       "mon + mgr + memstore OSD(s) cluster on 127.0.0.1. down: stop its "
+                       "daemons by the pids in DIR/run (only processes whose command line "
+                       "names DIR/ceph.conf), remove nothing but their pid files. status: "
+                       "show it.")
     p.add_argument("action", choices=("up", "down", "status"))
     p.add_argument("--dir", default="sandbox", help="its directory (default: ./sandbox)")
     p.add_argument("--port", type=int, help="monitor port (default: a free one)")
+    p.add_argument("--osds", type=int, metavar="N",
+                   help="up: how many memstore OSDs, all on one host, device classes "
+                   "alternating hdd, ssd (default: 1, or as many as the stopped sandbox had)")
     add_output(p)
     p.set_defaults(func=cmd_sandbox)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 from cephstack.commands.common import (
     EXIT_CODES,
     add_cluster,
+    add_lock_wait,
     add_output,
     connect,
     load_spec_of,
@@ -17,31 +17,33 @@ from cephstack.commands.common import (
 from cephstack.errors import EXIT_FAILED
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM as Ctrl-C, so verify's cleanup (a finally block) runs."""
-    raise KeyboardInterrupt
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     from cephstack.report import dumps, verify_json, verify_text
-    from cephstack.verify.cleanup import cleanup
+    from cephstack.verify.cleanup import cleanup_leftovers
     from cephstack.verify.run import run_verify
 
     spec = load_spec_of(args)
-    signal.signal(signal.SIGTERM, _interrupt)
     with connect(args, spec) as admin:
         if args.cleanup:
-            removed = cleanup(admin, list(spec.pools))
+            found = cleanup_leftovers(admin, list(spec.pools))
+            removed = found.removed
             if args.output == "json":
-                print_out(dumps({"format_version": "1", "removed": removed}))
+                print_out(dumps({"format_version": "1", "removed": removed,
+                                 "live_runs_skipped": found.live_runs}))
             else:
                 print_out("\n".join(f"  - {r}" for r in removed) or "  nothing to remove")
                 print_out(f"Cleanup: removed {len(removed)} leftover(s) of earlier verify runs.")
+                if found.live_runs:
+                    print_out(f"Left alone: verify run(s) still running: "
+                              f"{', '.join(found.live_runs)}.")
             return 0
         progress = (lambda _: None) if args.output == "json" else (
             lambda step: print_err(f"  ... {step}"))
-        report = run_verify(spec, admin, only=args.only, progress=progress)
+        report = run_verify(spec, admin, only=args.only, progress=progress,
+                            lock_wait=args.lock_wait)
     print_out(dumps(verify_json(report)) if args.output == "json" else verify_text(report))
+    if report.error is not None:
+        return report.error.exit_code
     return 0 if report.passed else EXIT_FAILED
 
 
@@ -61,6 +63,8 @@ def register(sub, fmt) -> None:
                    help="glance, cinder-volume, cinder-backup, nova, or config (the "
                    "checks of rendered files only)")
     p.add_argument("--cleanup", action="store_true",
-                   help="only remove leftovers of a killed verify run, touching nothing else")
+                   help="only remove leftovers of verify runs that were killed, touching "
+                   "nothing else (runs still alive are left alone)")
+    add_lock_wait(p)
     add_output(p)
     p.set_defaults(func=cmd_verify)

@@ -1,12 +1,19 @@
 """The client ceph.conf: how to reach the monitors, and the [client] settings the Ceph
-documentation recommends for OpenStack (QEMU/librbd) clients."""
+documentation recommends for OpenStack clients. No `keyring =` line: librados and os-brick
+then find each key at its default path, /etc/ceph/<cluster>.<entity>.keyring."""
 
 from __future__ import annotations
 
 from cephstack.render.ini import Option, Section, ini_text
 from cephstack.render.model import ClusterFacts
 
-CLIENT = Section("client", (
+ALL_CLIENTS = (
+    Option("rbd concurrent management ops", "20",
+           "More parallel image operations (clone, flatten, delete) than the default 10."),
+)
+# Read by QEMU's librbd only: compute hosts. Their directories must exist and be writable
+# by the hypervisor's user (cephstack host install creates them).
+QEMU_CLIENTS = (
     Option("rbd cache", "true", "Cache writes in librbd: much faster guest I/O."),
     Option("rbd cache writethrough until flush", "true",
            "Safe with guests that never flush: write through until the first flush."),
@@ -14,15 +21,14 @@ CLIENT = Section("client", (
            "One admin socket per QEMU process, for diagnostics (directory writable by QEMU)."),
     Option("log file", "/var/log/qemu/qemu-guest-$pid.log",
            "One log per guest (directory writable by QEMU)."),
-    Option("rbd concurrent management ops", "20",
-           "More parallel image operations (clone, flatten, delete) than the default 10."),
-))
+)
+QEMU_DIRECTORIES = ("/var/run/ceph/guests", "/var/log/qemu")
 
 
-def ceph_conf(facts: ClusterFacts, keyrings: dict[str, str]) -> str:
-    """`keyrings`: entity -> path of its keyring on the host that uses this file."""
+def ceph_conf(facts: ClusterFacts, qemu: bool) -> str:
+    """`qemu`: for a compute host, whose guests' librbd reads the QEMU settings."""
+    client = ALL_CLIENTS + (QEMU_CLIENTS if qemu else ())
     sections = [Section("global", (Option("fsid", facts.fsid),
-                                   Option("mon_host", facts.mon_host))), CLIENT]
-    sections += [Section(entity, (Option("keyring", path),)) for entity, path in
-                 sorted(keyrings.items())]
+                                   Option("mon_host", facts.mon_host))),
+                Section("client", client)]
     return ini_text(sections, "Ceph client configuration, written by cephstack render.")

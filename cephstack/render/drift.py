@@ -1,4 +1,6 @@
-"""Rendered files on disk versus what rendering gives now (for `cephstack plan`)."""
+"""Rendered files on disk versus what rendering gives now: missing, stale and obsolete
+files (those an earlier render listed in RENDERED.json that are no longer rendered: a
+renamed user's keyring, a removed service's bundle). One writer for render and apply."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cephstack.errors import CephstackError
-from cephstack.render.bundle import render
+from cephstack.render.bundle import INDEX, indexed_paths, render
 from cephstack.render.model import ClusterFacts, RenderedFile, mon_host_from_monmap
+from cephstack.safefiles import read_regular_file, write_atomic
 from cephstack.spec import Spec
 from cephstack.state import ClusterState
 
@@ -15,8 +18,13 @@ from cephstack.state import ClusterState
 @dataclass(frozen=True)
 class RenderedOnDisk:
     path: str  # absolute
-    wanted: RenderedFile
-    on_disk: str
+    wanted: RenderedFile | None  # None: obsolete, to remove
+    on_disk: str | None  # None: missing
+
+    @property
+    def in_sync(self) -> bool:
+        return self.wanted is not None and not self.wanted.pending and \
+            self.on_disk == self.wanted.text
 
 
 def facts_of(state: ClusterState) -> ClusterFacts:
@@ -24,18 +32,46 @@ def facts_of(state: ClusterState) -> ClusterFacts:
                         {e: c.key for e, c in state.clients.items()})
 
 
-def rendered_on_disk(spec: Spec, state: ClusterState) -> list[RenderedOnDisk] | None:
-    """The spec's rendered files that exist on disk (files not rendered yet are not drift).
-    None when they cannot be rendered yet: some user does not exist before apply."""
+def read_rendered(path: Path) -> str | None:
+    """A rendered file's text, None when missing. Never follows a link, never blocks on a
+    FIFO: anything but a regular file where cephstack writes is an error that names it."""
+    found = read_regular_file(str(path), "rendered file")
+    return found[0] if found else None
+
+
+def compare(root: Path, files: list[RenderedFile]) -> list[RenderedOnDisk]:
+    wanted = {f.path for f in files}
+    out = [RenderedOnDisk(str(root / f.path), f, read_rendered(root / f.path)) for f in files]
+    for rel in indexed_paths(read_rendered(root / INDEX) or ""):
+        if rel not in wanted and (text := read_rendered(root / rel)) is not None:
+            out.append(RenderedOnDisk(str(root / rel), None, text))
+    return out
+
+
+def rendered_on_disk(spec: Spec, state: ClusterState) -> list[RenderedOnDisk]:
+    """The spec's rendered files against the disk (files needing the key of a user that
+    does not exist yet are pending: apply writes them once it has created the user)."""
     if spec.render is None:
         return []
-    try:
-        files = render(spec, facts_of(state), spec.render.format)
-    except CephstackError:
-        return None
-    out = []
-    for f in files:
-        path = Path(spec.render.directory) / f.path
-        if path.is_file():
-            out.append(RenderedOnDisk(str(path), f, path.read_text()))
-    return out
+    return compare(Path(spec.render.directory), render(spec, facts_of(state),
+                                                       spec.render.format))
+
+
+def write_rendered(item: RenderedOnDisk, root: str | None = None) -> None:
+    """Bring one file in line: write it (atomically, with its mode) or remove it, then
+    remove directories an obsolete file leaves empty, up to `root`."""
+    if item.wanted is not None:
+        if item.wanted.pending:
+            raise CephstackError(f"{item.path} needs the key of {item.wanted.pending}, which "
+                                 "does not exist", hint="cephstack apply creates it")
+        write_atomic(item.path, item.wanted.text, item.wanted.mode)
+        return
+    path = Path(item.path)
+    path.unlink(missing_ok=True)  # unlink never follows a link
+    parent = path.parent
+    while root and parent != Path(root) and Path(root) in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent

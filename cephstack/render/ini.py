@@ -10,6 +10,10 @@ class Option:
     key: str
     value: str
     why: str = ""  # a one-line comment written above the option
+    # How --merge-into treats a file that already sets it: "set" replaces the value;
+    # "list" adds the comma-separated items missing (other backends stay); "absent" sets
+    # it only when the file has no value (an existing default stays the default).
+    merge: str = "set"
 
 
 @dataclass(frozen=True)
@@ -36,3 +40,15 @@ def merged_sections(*groups: list[Section]) -> list[Section]:
         for section in group:
             out.setdefault(section.name, []).extend(section.options)
     return [Section(name, tuple(options)) for name, options in out.items()]
+
+
+def sections_to_data(sections: list[Section]) -> list[dict]:
+    """Sections as JSON data (a bundle's manifest carries them for host install)."""
+    return [{"name": s.name, "options": [{"key": o.key, "value": o.value, "merge": o.merge}
+                                         for o in s.options]} for s in sections]
+
+
+def sections_from_data(data: list[dict]) -> list[Section]:
+    return [Section(str(s["name"]), tuple(Option(str(o["key"]), str(o["value"]),
+                                                 merge=str(o.get("merge", "set")))
+                                          for o in s["options"])) for s in data]

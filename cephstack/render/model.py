@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cephstack.keyfiles import Secret
+from cephstack.spec import FileAccess
 
 # Fixed namespace: a secret's UUID is derived from the cluster fsid and the user, so it is
 # the same on every run and every machine, and re-rendering never breaks running computes.
 _SECRET_NAMESPACE = uuid.UUID("6c8f3a8e-3f0b-5d3e-9c6a-0c6e7a5b1f2d")
-CEPH_CONF = "/etc/ceph/ceph.conf"  # where services find it on their hosts
+CLUSTER = "ceph"  # the cluster name: /etc/ceph/<cluster>.conf, <cluster>.<entity>.keyring
+CEPH_DIR = "/etc/ceph"
+CEPH_CONF = f"{CEPH_DIR}/{CLUSTER}.conf"  # where services find it on their hosts
+
+
+def keyring_name(entity: str) -> str:
+    """The file name librados and os-brick look for by default: no keyring = line needed."""
+    return f"{CLUSTER}.{entity}.keyring"
 
 
 @dataclass(frozen=True)
@@ -24,18 +33,31 @@ class ClusterFacts:
 class RenderedFile:
     path: str  # relative to the output directory
     text: str
-    secret: bool = False  # holds a key: written with the keyring mode (0600 by default)
+    secret: bool = False  # holds a key: never world-readable, never shown
     executable: bool = False
+    access: FileAccess | None = None  # owner, group, mode on its host; None: root, 0644
+    pending: str | None = None  # the user whose key it needs, when that user does not exist
 
     @property
     def mode(self) -> int:
-        """The mode of a file without a key (those take the spec's keyring mode)."""
-        return 0o755 if self.executable else 0o644
+        if self.access is not None:
+            return self.access.mode
+        return 0o600 if self.secret else 0o755 if self.executable else 0o644
 
 
-def secret_uuid(fsid: str, entity: str) -> str:
-    """The libvirt secret UUID of `entity` on the cluster `fsid`."""
-    return str(uuid.uuid5(_SECRET_NAMESPACE, f"{fsid}/{entity}"))
+def key_file(facts: ClusterFacts, entity: str, path: str, text_of: Callable[[Secret], str],
+             access: FileAccess | None = None) -> RenderedFile:
+    """A file holding `entity`'s key; pending (not writable yet) while the user does not
+    exist, so a plan can show it before apply creates the user."""
+    if entity not in facts.keys:
+        return RenderedFile(path, "", secret=True, access=access, pending=entity)
+    return RenderedFile(path, text_of(facts.keys[entity]), secret=True, access=access)
+
+
+def secret_uuid(fsid: str, entity: str, pinned: str | None = None) -> str:
+    """The libvirt secret UUID of `entity` on the cluster `fsid` (or the one the spec pins,
+    adopting a secret the computes already have)."""
+    return pinned or str(uuid.uuid5(_SECRET_NAMESPACE, f"{fsid}/{entity}"))
 
 
 def mon_host_from_monmap(monmap: dict) -> str:

@@ -1,12 +1,29 @@
-"""Remove what verify runs created (names holding MARKER), and nothing else."""
+"""Remove what verify runs created, and nothing else: images whose names carry a run's
+marker, the run's probe object and probe pool (one name per run, removed by name), and the
+run's record in the lock store.
+
+Nothing here lists a pool's objects: images are found with `rbd list` (one read of the
+pool's rbd_directory), probes by their name. `verify --cleanup` removes the leftovers of
+runs that are no longer alive and never touches a live run: a run's lock record (with its
+run id) exists before it creates anything, and the images are listed before the records
+are read, so an image of a live run always has its live record in the same look.
+"""
 
 from __future__ import annotations
 
 import errno as errnos
+from dataclasses import dataclass, field
 
+from cephstack.ceph import runlock
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephCommandError
-from cephstack.verify.model import MARKER
+from cephstack.verify.model import MARKER, probe_name, run_of
+
+
+@dataclass
+class Leftovers:
+    removed: list[str] = field(default_factory=list)
+    live_runs: list[str] = field(default_factory=list)  # skipped: still running
 
 
 def _remove_image(admin: CephConnection, pool: str, name: str) -> None:
@@ -26,40 +43,80 @@ def _remove_image(admin: CephConnection, pool: str, name: str) -> None:
     admin.rbd("remove", pool, name)
 
 
-def cleanup(admin: CephConnection, pools: list[str], max_passes: int = 8) -> list[str]:
-    """Remove verify's images (children first), probe objects and probe pools."""
+def _images(admin: CephConnection, pools: list[str]) -> list[tuple[str, str]]:
+    """(pool, image) of every image carrying a run marker: `rbd list` of each pool, at once."""
+    listed = admin.concurrently([lambda p=p: admin.rbd("list", p) for p in pools])
+    return [(p, n) for p, names in zip(pools, listed, strict=True) for n in names
+            if run_of(n) is not None]
+
+
+def _remove_probe(admin: CephConnection, pool: str, name: str) -> bool:
+    try:
+        with admin.ioctx(pool) as ioctx:
+            ioctx.remove_object(name)
+    except CephCommandError as e:
+        if e.errno == errnos.ENOENT:
+            return False
+        raise
+    return True
+
+
+def cleanup(admin: CephConnection, pools: list[str], runs: set[str],
+            images: list[tuple[str, str]] | None = None, max_passes: int = 8) -> list[str]:
+    """Remove what the verify runs `runs` created in `pools`: probe pools and objects (by
+    name), images (children first). `images`: already listed, if the caller did."""
     removed: list[str] = []
+    if not runs:
+        return removed
     existing = set(admin.mon("osd pool ls") or [])
-    for pool in existing:
-        if MARKER in pool:  # a probe pool a too-powerful user managed to create
+    for pool in sorted(existing):
+        if MARKER in pool and run_of(pool) in runs:  # a probe pool a too-powerful user made
             admin.mon("osd pool rm", pool=pool, pool2=pool, yes_i_really_really_mean_it=True)
             removed.append(f"pool {pool}")
     pools = [p for p in pools if p in existing]
-    for pool in pools:
-        with admin.ioctx(pool) as ioctx:
-            for obj in [o.key for o in ioctx.list_objects() if MARKER in o.key
-                        and o.key.startswith("cephstack-probe.")]:
-                ioctx.remove_object(obj)
-                removed.append(f"object {pool}/{obj}")
-    left = [(p, n) for p in pools for n in admin.rbd("list", p) if MARKER in n]
+    probes = [(p, probe_name(r)) for p in pools for r in sorted(runs)]
+    found = admin.concurrently([lambda p=p, n=n: _remove_probe(admin, p, n) for p, n in probes])
+    removed += [f"object {p}/{n}" for (p, n), ok in zip(probes, found, strict=True) if ok]
+    if images is None:
+        images = _images(admin, pools)
+    left = [(p, n) for p, n in images if p in pools and run_of(n) in runs]
 
     def attempt(pool: str, name: str) -> bool:
         try:
             _remove_image(admin, pool, name)
         except CephCommandError as e:
+            if e.errno == errnos.ENOENT:
+                return True  # gone already (removed with its run by someone else)
             if e.errno not in (errnos.EBUSY, errnos.ENOTEMPTY, errnos.EEXIST):
                 raise
             return False  # it still has clones: the next pass, once they are gone
         return True
 
     for _ in range(max_passes):
+        if not left:
+            break
         # All images at once: their snapshot removals share the monitor's commit rounds.
         done = admin.concurrently([lambda p=p, n=n: attempt(p, n) for p, n in left])
         removed += [f"image {p}/{n}" for (p, n), ok in zip(left, done, strict=True) if ok]
         left = [image for image, ok in zip(left, done, strict=True) if not ok]
-        if not left:
-            break
     if left:
         raise CephCommandError("verify cleanup", errnos.EBUSY,
                                f"could not remove {', '.join(f'{p}/{n}' for p, n in left)}")
     return removed
+
+
+def cleanup_leftovers(admin: CephConnection, pools: list[str]) -> Leftovers:
+    """`verify --cleanup`: remove what runs that are no longer alive left behind."""
+    existing = set(admin.mon("osd pool ls") or [])
+    images = _images(admin, [p for p in pools if p in existing])
+    # Read after listing: a run that made any of these images has its record already.
+    records = [h for h in runlock.holders(admin) if h.run]
+    live = {h.run for h in records if h.alive()}
+    dead = [h for h in records if h.run not in live]
+    runs = {run_of(n) for _, n in images} | {h.run for h in dead}
+    runs |= {run_of(p) for p in existing if MARKER in p}
+    runs = {r for r in runs if r is not None} - live
+    result = Leftovers(live_runs=sorted(r for r in live if r is not None))
+    result.removed = cleanup(admin, pools, runs, images)
+    runlock.remove_stale(admin, dead)
+    return result

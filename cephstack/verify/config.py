@@ -8,12 +8,13 @@ import re
 from pathlib import Path
 
 from cephstack.errors import CephstackError
-from cephstack.render.model import secret_uuid
+from cephstack.render.openstack import libvirt_secret
 from cephstack.verify.runner import CheckFailed, Explanation, Runner, expect
 from cephstack.verify.workflows import Context
 
 SERVICE = "config"
-_RENDER_FIX = "cephstack render (or plan + apply, which rewrites drifted files)"
+_RENDER_FIX = ("cephstack apply -f {spec} (rewrites drifted rendered files), then cephstack "
+               "host install {directory}/<role> on each host of that role")
 
 
 def _ini(path: Path) -> configparser.ConfigParser:
@@ -35,7 +36,7 @@ def checks(ctx: Context, runner: Runner) -> None:
     root = Path(render.directory)
 
     def explain(_: CephstackError) -> Explanation:
-        return Explanation("", _RENDER_FIX)
+        return Explanation("", _RENDER_FIX.format(spec=ctx.spec.path, directory=root))
 
     def fsid() -> str:
         fsids = {}
@@ -46,7 +47,7 @@ def checks(ctx: Context, runner: Runner) -> None:
         expect(len(set(fsids.values())) <= 1,
                f"the services reach different clusters: {fsids}")
         cluster = next(iter(fsids.values()), None)
-        for conf in sorted(root.glob("*/ceph.conf")):
+        for conf in sorted(root.glob("*/etc/ceph/ceph.conf")):
             got = _ini(conf)["global"]["fsid"]
             expect(cluster is None or got == cluster,
                    f"{conf} names fsid {got}, but the services' cluster is {cluster}: "
@@ -56,9 +57,9 @@ def checks(ctx: Context, runner: Runner) -> None:
     def chunk_sizes() -> str:
         found = []
         for path, section, key, service in (
-                (root / "controller" / "glance-api.conf", "rbd", "rbd_store_chunk_size",
+                (root / "controller/fragments/glance-api.conf", "rbd", "rbd_store_chunk_size",
                  "glance"),
-                (root / "controller" / "cinder.conf", None, "rbd_store_chunk_size",
+                (root / "controller/fragments/cinder.conf", None, "rbd_store_chunk_size",
                  "cinder-volume")):
             if not path.exists():
                 continue
@@ -76,25 +77,27 @@ def checks(ctx: Context, runner: Runner) -> None:
         return ", ".join(found) or "no chunk size rendered"
 
     def secrets() -> str:
-        nova_conf, cinder_conf = root / "compute" / "nova.conf", root / "controller" / "cinder.conf"
+        nova_conf = root / "compute/fragments/nova.conf"
+        cinder_conf = root / "controller/fragments/cinder.conf"
         if not nova_conf.exists():
-            raise CephstackError("no compute/nova.conf rendered")
+            raise CephstackError(f"no {nova_conf} rendered")
         fsid_now = ctx.conn("nova").fsid() if "nova" in ctx.identities else ""
-        pairs = [(_ini(nova_conf)["libvirt"]["rbd_secret_uuid"], ctx.identities["nova"].entity)]
+        pairs = [(_ini(nova_conf)["libvirt"]["rbd_secret_uuid"], "nova")]
         if cinder_conf.exists() and "cinder-volume" in ctx.identities:
             parser = _ini(cinder_conf)
-            pairs += [(parser[s]["rbd_secret_uuid"], ctx.identities["cinder-volume"].entity)
+            pairs += [(parser[s]["rbd_secret_uuid"], "cinder-volume")
                       for s in parser.sections() if parser.has_option(s, "rbd_secret_uuid")]
-        for uuid, entity in pairs:
+        for uuid, kind in pairs:
+            entity = ctx.identities[kind].entity
             xml = root / "compute" / "secrets" / f"{uuid}.xml"
             expect(xml.exists(), f"no libvirt secret {uuid} for {entity} on the compute hosts: "
                    "volume attach or guest disks fail to authenticate")
             usage = re.search(r"<name>(.*)</name>", xml.read_text())
             expect(usage is not None and usage.group(1).startswith(f"{entity} secret"),
                    f"libvirt secret {uuid} is not {entity}'s")
-            expect(uuid == secret_uuid(fsid_now, entity),
+            expect(uuid == libvirt_secret(ctx.spec, fsid_now, kind),
                    f"{entity}'s secret UUID {uuid} is not the one for this cluster")
-        return "; ".join(f"{e}: {u}" for u, e in pairs)
+        return "; ".join(f"{ctx.identities[k].entity}: {u}" for u, k in pairs)
 
     runner.step(SERVICE, "Glance locations' fsid is the services' cluster", fsid,
                 explain=explain)

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import time
 
-from cephstack.errors import CephstackError, PermissionDenied
+from cephstack import interrupt
+from cephstack.errors import CephstackError, OpTimedOut, PermissionDenied
 from cephstack.verify.runner import CheckFailed, Explanation, Runner, expect
 from cephstack.verify.workflows import Context, MiB
 
@@ -37,9 +38,10 @@ class Takeover:
         self.seconds: float | None = None
 
     def _probe(self, mode: str) -> list[str]:
-        ident = self.ctx.identities["nova"]
-        return [sys.executable, "-m", "cephstack.ceph.lockprobe", mode,
-                self.ctx.spec.cluster.conf, ident.keyring, ident.entity, self.pool, self.disk]
+        access = self.ctx.service_access(self.ctx.identities["nova"])
+        return [sys.executable, "-m", "cephstack.ceph.lockprobe", mode, access.conf,
+                str(access.keyring), access.client, self.pool, self.disk,
+                f"{access.connect_timeout:g}", f"{access.op_timeout:g}"]
 
     def start(self) -> None:
         """Crash the first host and let the second one start waiting for the lock."""
@@ -50,7 +52,12 @@ class Takeover:
             holder = subprocess.Popen(self._probe("hold"), stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, text=True)
             try:
-                ready, _, _ = select.select([holder.stdout], [], [], 30)
+                access = self.ctx.service_access(self.ctx.identities["nova"])
+                deadline = time.monotonic() + access.connect_timeout + 2 * access.op_timeout
+                ready: list[object] = []
+                while not ready and time.monotonic() < deadline and holder.poll() is None:
+                    interrupt.check()
+                    ready, _, _ = select.select([holder.stdout], [], [], 0.2)
                 line = holder.stdout.readline().strip() if ready else ""
                 expect(line == "locked", f"the first host could not take the disk: {line!r}")
             finally:
@@ -66,14 +73,19 @@ class Takeover:
         if self.error is not None:
             raise self.error
         assert self.taker is not None
-        try:
-            out, _ = self.taker.communicate(
-                timeout=max(0.0, self.started + TAKEOVER_LIMIT - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.taker.kill()
-            self.taker.wait()
-            raise CheckFailed(f"the second host could not write within {TAKEOVER_LIMIT:g} s: "
-                              "evacuate hangs") from None
+        while True:  # in short slices: SIGINT/SIGTERM must not wait for the takeover
+            interrupt.check()
+            try:
+                out, _ = self.taker.communicate(timeout=min(
+                    0.2, max(0.0, self.started + TAKEOVER_LIMIT - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() < self.started + TAKEOVER_LIMIT:
+                    continue
+                self.taker.kill()
+                self.taker.wait()
+                raise CheckFailed(f"the second host could not write within "
+                                  f"{TAKEOVER_LIMIT:g} s: evacuate hangs") from None
         elapsed = time.monotonic() - self.started
         out = out.strip()
         if self.taker.returncode != 0:
@@ -81,6 +93,10 @@ class Takeover:
             error = f"write after the host crash failed after {elapsed:.1f} s: {out}"
             if errno in (1, 13):
                 raise PermissionDenied("write (lock takeover)", errno, error)
+            if errno == 110:
+                raise OpTimedOut("write (lock takeover)", errno, error,
+                                 f"the OSDs of pool '{self.pool}' (or the monitors)",
+                                 self.ctx.service_access(self.ctx.identities["nova"]).op_timeout)
             raise CephstackError(error)
         self.seconds = float(out) if out.replace(".", "").isdigit() else elapsed
         return (f"second host wrote {self.seconds:.1f} s after the crash "

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 # Every name verify creates holds this: "<run>-c5ac-5eed-<n>". Real Glance, Cinder and
 # Nova ids are uuid4s, whose third group starts with 4, so they can never match it.
 MARKER = "-c5ac-5eed-"
+PROBE_PREFIX = "cephstack-probe."
+_RUN = re.compile(r"([0-9a-f]{8})" + MARKER)
+
+
+def run_of(name: str) -> str | None:
+    """The run id in a name verify gave, or None for any other name."""
+    found = _RUN.search(name)
+    return found.group(1) if found else None
+
+
+def probe_name(run_id: str) -> str:
+    """The one name a run's least-privilege probes use (an object a user should not have
+    been able to write, a pool it should not have been able to create): known from the
+    run id alone, so cleanup removes it by name instead of listing pools."""
+    return f"{PROBE_PREFIX}{run_id}{MARKER}probe"
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -21,6 +38,9 @@ class RunNames:
         """A uuid-shaped id carrying the run marker."""
         self._count += 1
         return f"{self.run_id}{MARKER}{self._count:012x}"
+
+    def probe(self) -> str:
+        return probe_name(self.run_id)
 
 
 @dataclass(frozen=True)
@@ -41,7 +61,15 @@ class VerifyReport:
     steps: list[StepResult] = field(default_factory=list)
     takeover_seconds: float | None = None
     cleanup: list[str] = field(default_factory=list)
+    # The run stopped early: the cluster stopped answering (a timeout), or was unreachable.
+    aborted: Any = None  # a CephstackError
+    cleanup_error: Any = None  # a CephstackError: what this run made may be left behind
 
     @property
     def passed(self) -> bool:
-        return all(s.result != FAIL for s in self.steps)
+        return (self.aborted is None and self.cleanup_error is None
+                and all(s.result != FAIL for s in self.steps))
+
+    @property
+    def error(self) -> Any:
+        return self.aborted or self.cleanup_error

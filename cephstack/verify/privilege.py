@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephCommandError, PermissionDenied
-from cephstack.verify.runner import CheckFailed, Explanation, Runner
+from cephstack.verify.runner import ABORTS, CheckFailed, Explanation, Runner
 from cephstack.verify.workflows import Context
 
 _FIX = ("restrict the user to its compiled caps: cephstack apply (--allow-disruptive, "
@@ -29,6 +29,8 @@ def _refused(run: Callable[[], object], mon: bool) -> bool:
     """True when Ceph refused for lack of caps (a monitor says EACCES, an OSD EPERM)."""
     try:
         run()
+    except ABORTS:
+        raise  # no answer is not a refusal: the run stops, it is not a finding
     except PermissionDenied as e:
         return e.errno == errnos.EACCES or not mon
     except CephCommandError:
@@ -40,7 +42,7 @@ def matrix(ctx: Context, runner: Runner, admin: CephConnection, service: str) ->
     ident = ctx.identities[service]
     conn = ctx.conn(service)
     entity = ident.entity
-    probe = f"cephstack-probe.{ctx.names.uuid()}"
+    probe = ctx.names.probe()  # one name per run: cleanup removes it by name
 
     def denied(what: str, run: Callable[[], object], mon: bool,
                cleanup: Callable[[], object] | None = None) -> None:

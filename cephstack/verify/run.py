@@ -1,19 +1,40 @@
 """run_verify(): every selected service's workflows, the evacuate takeover, the least
-privilege matrix, then cleanup, always (also after a failure or Ctrl-C)."""
+privilege matrix, then cleanup, always (also after a failure, a timeout, Ctrl-C or
+SIGTERM).
+
+The run holds the cluster's run lock, shared with other verifies (each touches only what
+carries its own run marker) and exclusive of apply; its lock record names the run, so
+`verify --cleanup` leaves it alone while it lives. When the cluster stops answering (a
+timeout, or a service cannot connect any more) the run stops there, cleans up what it
+can within its bound, and reports why.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
+from cephstack import interrupt
+from cephstack.ceph import runlock
 from cephstack.ceph.adapter import CephConnection
-from cephstack.errors import CephstackError
+from cephstack.errors import CephstackError, Interrupted
 from cephstack.spec import SERVICE_KINDS, Spec
 from cephstack.verify import config, privilege, workflows
 from cephstack.verify.cleanup import cleanup
 from cephstack.verify.evacuate import Takeover, finish
 from cephstack.verify.model import RunNames, VerifyReport
-from cephstack.verify.runner import Runner
+from cephstack.verify.runner import ABORTS, Runner
 from cephstack.verify.workflows import Context, Identity
+
+
+class CleanupIncomplete(CephstackError):
+    """An interrupted run could not remove everything it made."""
+
+
+def cleanup_budget(admin: CephConnection) -> float:
+    """How long an interrupted run may take to stop and remove what it made: the call in
+    flight and the first cleanup call may each wait out the operation timeout."""
+    return 2 * admin.access.op_timeout + 20
 
 
 def _selected(spec: Spec, only: str | None) -> list[str]:
@@ -24,14 +45,34 @@ def _selected(spec: Spec, only: str | None) -> list[str]:
 
 
 def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
-               progress: Callable[[str], None] = lambda _: None) -> VerifyReport:
-    services = _selected(spec, only)
+               progress: Callable[[str], None] = lambda _: None,
+               lock_wait: float = 0.0) -> VerifyReport:
+    _selected(spec, only)  # a bad --only fails before anything is locked
     names = RunNames()
+    interrupt.configure(grace=cleanup_budget(admin), hint=(
+        f"verify removed what run {names.run_id} had made; `cephstack verify --cleanup` "
+        "removes what a run killed outright left"))
+    with runlock.hold(admin, "verify", runlock.SHARED, lock_wait, run=names.run_id) as lock:
+        try:
+            report = _run(spec, admin, only, progress, names)
+        except CleanupIncomplete:
+            lock.keep_record()
+            raise
+        if report.cleanup_error is not None:
+            lock.keep_record()  # names the run for verify --cleanup, once this one is gone
+    return report
+
+
+def _run(spec: Spec, admin: CephConnection, only: str | None,
+         progress: Callable[[str], None], names: RunNames) -> VerifyReport:
+    services = _selected(spec, only)
     ctx = Context(spec, names, {
         kind: Identity(kind, f"client.{s.user}", spec.keyrings.path_for(f"client.{s.user}"),
                        s.pools) for kind, s in spec.services.items()},
-        spec.services["glance"].pools[0] if "glance" in spec.services else None)
+        spec.services["glance"].pools[0] if "glance" in spec.services else None,
+        access=admin.access)
     runner = Runner(progress)
+    runs = {names.run_id}
     report = VerifyReport(names.run_id)
     # Clones need Glance's image; backups read sources as Cinder's user.
     needed = set(services)
@@ -44,6 +85,39 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             raise CephstackError("cinder-backup needs a cinder-volume service in the spec: "
                                  "the backup driver reads source volumes as Cinder's user")
         needed.add("cinder-volume")
+    try:
+        _workflows(ctx, runner, report, admin, services, needed, only)
+    except ABORTS as e:
+        report.aborted = e
+    except BaseException as e:  # a failure, Ctrl-C or SIGTERM: clean up, then let it go on
+        _finish(ctx, runner, report, admin, runs)
+        if isinstance(e, Interrupted) and report.cleanup_error is not None:
+            raise CleanupIncomplete(
+                f"cleanup incomplete: {report.cleanup_error.message}",
+                hint=f"what run {names.run_id} made may be left behind; once the cluster "
+                     "answers, cephstack verify --cleanup removes it") from None
+        raise
+    _finish(ctx, runner, report, admin, runs)
+    return report
+
+
+def _finish(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConnection,
+            runs: set[str]) -> None:
+    """Close the services' connections; remove what this run made, and nothing else."""
+    report.steps = runner.results
+    for ident in ctx.identities.values():
+        if ident.conn is not None:
+            with contextlib.suppress(CephstackError):
+                ident.conn.close()
+    try:
+        report.cleanup += cleanup(admin, list(ctx.spec.pools), runs)
+    except CephstackError as e:
+        report.cleanup_error = e
+
+
+def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConnection,
+               services: list[str], needed: set[str], only: str | None) -> None:
+    spec = ctx.spec
     takeover: Takeover | None = None
     try:
         connected = {k for k in SERVICE_KINDS if k in needed and workflows.connect(ctx, runner,
@@ -70,14 +144,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
             # Glance deletes an image only once the volumes and disks cloned from it are
             # gone, as Cinder and Nova would have deleted them.
             others = [p for p in spec.pools if p != ctx.images_pool]
-            report.cleanup += cleanup(admin, others)
+            report.cleanup += cleanup(admin, others, {ctx.names.run_id})
             workflows.glance_delete(ctx, runner)
     finally:
         if takeover is not None:
             takeover.stop()
-        report.steps = runner.results
-        for ident in ctx.identities.values():
-            if ident.conn is not None:
-                ident.conn.close()
-        report.cleanup += cleanup(admin, list(spec.pools))
-    return report

@@ -6,12 +6,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cephstack.errors import CephstackError, PermissionDenied
+from cephstack import interrupt
+from cephstack.errors import CephstackError, ClusterUnreachable, OpTimedOut, PermissionDenied
 from cephstack.verify.model import FAIL, PASS, SKIP, StepResult
 
 
 class CheckFailed(CephstackError):
     """A workflow ran but its result is wrong (data mismatch, a full copy instead of a clone)."""
+
+
+# The cluster stopped answering (or cannot be reached): not a finding about a service.
+# The step is recorded as failed with that cause, and the run stops: every later step
+# would wait out the same timeout.
+ABORTS = (OpTimedOut, ClusterUnreachable)
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Runner:
              needs: tuple[str, ...] = (), explain: Explain | None = None,
              generic_fix: str = "") -> bool:
         """Run one step; its id is "<service>: <name>". Returns True when it passed."""
+        interrupt.check()  # a safe point: SIGINT/SIGTERM stop the run between steps
         missing = [n for n in needs if n not in self._passed]
         if missing:
             self.skip(service, name, f"needs {', '.join(missing)}")
@@ -53,6 +61,12 @@ class Runner:
         started = time.monotonic()
         try:
             detail = run() or ""
+        except ABORTS as e:
+            self.results.append(StepResult(
+                service, name, FAIL, time.monotonic() - started, error=e.message,
+                cause="the cluster did not answer: this says nothing about the service's "
+                      "caps; the run stopped here", fix=e.hint or ""))
+            raise
         except CephstackError as e:
             seconds = time.monotonic() - started
             if explain is not None:

@@ -38,6 +38,15 @@ class Context:
     images_pool: str | None
     image_id: str | None = None  # the Glance image uploaded by this run
     image_data: bytes = b""
+    # How the admin reached the cluster (ceph.conf, connect and operation timeouts, as
+    # given on the command line): the services' connections use the same.
+    access: ClusterAccess | None = None
+
+    def service_access(self, ident: Identity) -> ClusterAccess:
+        admin = self.access or ClusterAccess(self.spec.cluster.conf,
+                                             connect_timeout=self.spec.cluster.connect_timeout)
+        return ClusterAccess(admin.conf, ident.keyring, ident.entity, admin.connect_timeout,
+                             admin.op_timeout)
 
     def conn(self, service: str) -> CephConnection:
         ident = self.identities[service]
@@ -66,8 +75,8 @@ def connect(ctx: Context, runner: Runner, service: str) -> bool:
         if not os.path.exists(ident.keyring):
             raise CephstackError(f"keyring not found: {ident.keyring}",
                                  hint="cephstack apply writes it")
-        ident.conn = CephConnection(ClusterAccess(ctx.spec.cluster.conf, ident.keyring,
-                                                  ident.entity, ctx.spec.cluster.connect_timeout))
+        # Interruptible: on SIGINT/SIGTERM its next call raises instead of starting.
+        ident.conn = CephConnection(ctx.service_access(ident), interruptible=True)
         return f"as {ident.entity} with {ident.keyring}"
 
     return runner.step(service, "connect with its own keyring", run,

@@ -16,7 +16,7 @@ Sources (paths in the upstream repositories):
            backup_ceph_stripe_count, restore_discard_excess_bytes)
   nova:    nova/conf/libvirt.py (images_type, images_rbd_pool, images_rbd_ceph_conf,
            rbd_user, rbd_secret_uuid, disk_cachemodes, hw_disk_discard)
-  ceph:    ceph's src/common/options (fsid, mon_host, keyring, rbd cache,
+  ceph:    ceph's src/common/options (fsid, mon_host, rbd cache,
            rbd cache writethrough until flush, admin socket, log file,
            rbd concurrent management ops)
 """
@@ -43,5 +43,4 @@ CEPH = {
     "global": {"fsid", "mon_host"},
     "client": {"rbd cache", "rbd cache writethrough until flush", "admin socket", "log file",
                "rbd concurrent management ops"},
-    "<client.name>": {"keyring"},
 }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +70,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(box, root)
     finally:
         box.down()
+
+
+@pytest.fixture
+def libvirtd(tmp_path):
+    """A private libvirtd with only the secret driver, on its own socket."""
+    if not shutil.which("libvirtd"):
+        pytest.skip("libvirtd is not installed (scripts/bootstrap installs it)")
+    drivers = tmp_path / "drivers"
+    drivers.mkdir()
+    for so in Path("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver").glob(
+            "libvirt_driver_secret.so"):
+        (drivers / so.name).symlink_to(so)
+    run = tmp_path / "run"
+    run.mkdir()
+    conf = tmp_path / "libvirtd.conf"
+    conf.write_text(f'unix_sock_dir = "{run}"\nauth_unix_rw = "none"\nauth_unix_ro = "none"\n')
+    proc = subprocess.Popen(["libvirtd", "-f", str(conf), "-p", str(run / "pid")],
+                            env={**os.environ, "LIBVIRT_DRIVER_DIR": str(drivers)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (run / "libvirt-sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"secret:///system?socket={run}/libvirt-sock"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -46,7 +46,7 @@ def kinds(plan):
 
 
 def test_empty_cluster_gets_everything():
-    plan = make_plan(SPEC, ClusterState("fsid", osds_in=1))
+    plan = make_plan(SPEC, ClusterState("fsid", osds_in=1, default_pool_size=1))
     assert kinds(plan) == (
         [("create_pool", f"pool.{p}") for p in ("images", "volume", "backups", "vm")]
         + [("create_client", f"client.{u}") for u in
@@ -172,19 +172,19 @@ def test_pg_budget_refuses_before_anything_is_created():
     spec = parse_spec("pools: {a: {pg_num: 512}, b: {pg_num: 512}}")
     plan = make_plan(spec, ClusterState("f", {"x": pool("x", pg=1)}, osds_in=1,
                                         max_pg_per_osd=250, default_pool_size=1))
-    [refusal] = plan.refusals
-    assert "1025 PG replicas" in refusal and "= 750" in refusal
+    [refusal] = plan.refusals  # the OSDs in, counted as the audit counts them (not >= 3)
+    assert "1025 PG replicas" in refusal and "250 x 1 OSD(s) in = 250" in refusal
     assert all(isinstance(a, CreatePool) for a in plan.actions)
 
 
 def test_pg_budget_allows_what_fits():
     spec = parse_spec("pools: {a: {pg_num: 256, size: 2}}")
-    assert not make_plan(spec, ClusterState("f", {}, osds_in=1)).refusals
+    assert not make_plan(spec, ClusterState("f", {}, osds_in=3)).refusals
 
 
 def test_pg_budget_assumes_the_default_size_3_when_unknown():
     spec = parse_spec("pools: {a: {pg_num: 256}}")  # 256 x 3 = 768 > 750
-    assert make_plan(spec, ClusterState("f", {}, osds_in=1)).refusals
+    assert make_plan(spec, ClusterState("f", {}, osds_in=3)).refusals
 
 
 def test_creating_a_client_needs_no_key_in_the_plan():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from cephstack.catalog import desired_clients
 from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import Secret
-from cephstack.render.bundle import render, role_entities, service_sections
+from cephstack.render.bundle import file_sections, render
 from cephstack.render.merge import merge_ini
 from cephstack.render.model import ClusterFacts, mon_host_from_monmap, secret_uuid
 from cephstack.spec import parse_spec
@@ -60,7 +61,8 @@ def test_every_ini_parses_and_uses_only_real_option_names(case):
     for f in render(spec, facts(spec), fmt):
         name = Path(f.path).name
         table = {"glance-api.conf": known.GLANCE, "cinder.conf": known.CINDER,
-                 "nova.conf": known.NOVA, "ceph.conf": known.CEPH}.get(name)
+                 "nova.conf": known.NOVA, "ceph.conf": known.CEPH,
+                 "glance.conf": known.GLANCE}.get(name)
         if table is None:
             continue
         parser = _ini(f.text)
@@ -76,8 +78,8 @@ def test_every_ini_parses_and_uses_only_real_option_names(case):
 
 def test_cinder_secret_uuid_is_the_computes_libvirt_secret_for_cinders_user():
     files = {f.path: f.text for f in render(DEFAULT, facts(DEFAULT), "plain")}
-    cinder = _ini(files["controller/cinder.conf"])["rbd-volume"]["rbd_secret_uuid"]
-    nova = _ini(files["compute/nova.conf"])["libvirt"]["rbd_secret_uuid"]
+    cinder = _ini(files["controller/fragments/cinder.conf"])["rbd-volume"]["rbd_secret_uuid"]
+    nova = _ini(files["compute/fragments/nova.conf"])["libvirt"]["rbd_secret_uuid"]
     assert cinder == secret_uuid(FSID, "client.cinder-volume")
     assert nova == secret_uuid(FSID, "client.nova") != cinder
     assert f"compute/secrets/{cinder}.xml" in files and f"compute/secrets/{nova}.xml" in files
@@ -99,21 +101,21 @@ def test_bundles_hold_exactly_the_keyrings_their_role_needs():
         "backup": {"ceph.client.cinder-backup.keyring", "ceph.client.cinder-volume.keyring"},
         "compute": {"ceph.client.nova.keyring"},
     }
-    assert role_entities(DEFAULT)["compute"] == ["client.nova"]
     secret_files = [f for f in render(DEFAULT, facts(DEFAULT), "plain") if f.secret]
     assert {Path(f.path).suffix for f in secret_files} == {".keyring", ".key"}
 
 
 def test_chunk_sizes_come_from_the_spec_with_the_services_defaults():
     files = {f.path: f.text for f in render(DEFAULT, facts(DEFAULT), "plain")}
-    assert _ini(files["controller/glance-api.conf"])["rbd"]["rbd_store_chunk_size"] == "8"
-    assert _ini(files["controller/cinder.conf"])["rbd-volume"]["rbd_store_chunk_size"] == "4"
+    glance, cinder = "controller/fragments/glance-api.conf", "controller/fragments/cinder.conf"
+    assert _ini(files[glance])["rbd"]["rbd_store_chunk_size"] == "8"
+    assert _ini(files[cinder])["rbd-volume"]["rbd_store_chunk_size"] == "4"
     spec = parse_spec(DEFAULT_SPEC.replace("{user: glance, pool: images}",
                                            "{user: glance, pool: images, chunk_size_mib: 16}")
                       .replace("pools: [volume]}", "pools: [volume], chunk_size_mib: 8}"))
     files = {f.path: f.text for f in render(spec, facts(spec), "plain")}
-    assert _ini(files["controller/glance-api.conf"])["rbd"]["rbd_store_chunk_size"] == "16"
-    assert _ini(files["controller/cinder.conf"])["rbd-volume"]["rbd_store_chunk_size"] == "8"
+    assert _ini(files[glance])["rbd"]["rbd_store_chunk_size"] == "16"
+    assert _ini(files[cinder])["rbd-volume"]["rbd_store_chunk_size"] == "8"
 
 
 def test_mon_host_from_the_monitor_map():
@@ -142,7 +144,7 @@ enabled = true
 
 
 def test_merge_changes_only_owned_options_and_is_idempotent():
-    sections = service_sections(DEFAULT, FSID, "nova")
+    sections = file_sections(DEFAULT, FSID, "nova")
     merged = merge_ini(NOVA_CONF, sections)
     assert merge_ini(merged, sections) == merged
     before, after = NOVA_CONF.splitlines(), merged.splitlines()
@@ -160,6 +162,64 @@ def test_merge_changes_only_owned_options_and_is_idempotent():
 
 
 def test_merge_adds_missing_sections_at_the_end():
-    merged = merge_ini("[DEFAULT]\ndebug = true", service_sections(DEFAULT, FSID, "glance"))
+    merged = merge_ini("[DEFAULT]\ndebug = true", file_sections(DEFAULT, FSID, "glance"))
     assert merged.startswith("[DEFAULT]\ndebug = true\nshow_image_direct_url = True\n")
     assert re.search(r"\n\n\[rbd\]\nrbd_store_pool = images\n", merged)
+
+
+def _manifest(spec, role):
+    files = {f.path: f.text for f in render(spec, facts(spec), "plain")}
+    return json.loads(files[f"{role}/MANIFEST.json"]), files
+
+
+def test_bundles_mirror_the_host_and_say_where_everything_goes():
+    manifest, files = _manifest(DEFAULT, "controller")
+    assert {f["host_path"]: (f["owner"], f["group"], f["mode"]) for f in manifest["files"]} == {
+        "/etc/ceph/ceph.conf": ("root", "root", "0644"),
+        "/etc/ceph/ceph.client.glance.keyring": ("root", "glance", "0640"),
+        "/etc/ceph/ceph.client.cinder-volume.keyring": ("root", "cinder", "0640")}
+    assert manifest["restart"] == ["glance-api", "cinder-volume"]
+    assert manifest["volume_types"] == [
+        "openstack volume type create rbd-volume --property volume_backend_name=rbd-volume"]
+    assert {f["merge_into"] for f in manifest["fragments"]} == {
+        "/etc/glance/glance-api.conf", "/etc/cinder/cinder.conf"}
+    for path, text in files.items():
+        if path.endswith("/etc/ceph/ceph.conf"):  # keys at their default path only
+            assert "keyring" not in text
+            assert ("admin socket" in text) == path.startswith("compute/")
+    backup, _ = _manifest(DEFAULT, "backup")
+    assert {(c["unix_user"], c["entity"], c["pool"]) for c in backup["checks"]} == {
+        ("cinder", "client.cinder-backup", "backups"), ("cinder", "client.cinder-volume", "volume")}
+
+
+def test_keyring_access_and_unix_users_come_from_the_spec():
+    spec = parse_spec(DEFAULT_SPEC.replace(
+        "{user: glance, pool: images}", "{user: glance, pool: images, unix_user: gl, "
+        "keyring: {owner: gl, group: ops, mode: '0600'}}"))
+    manifest, _ = _manifest(spec, "controller")
+    glance = next(f for f in manifest["files"] if "glance" in f["host_path"])
+    assert (glance["owner"], glance["group"], glance["mode"]) == ("gl", "ops", "0600")
+    assert {c["unix_user"] for c in manifest["checks"] if c["service"] == "glance"} == {"gl"}
+
+
+def test_direct_snapshots_say_what_glance_needs_and_its_caveat():
+    manifest, _ = _manifest(DEFAULT, "compute")
+    assert manifest["notes"] == []
+    spec = parse_spec(DEFAULT_SPEC.replace("direct_snapshots: false", "direct_snapshots: true"))
+    manifest, files = _manifest(spec, "compute")
+    [note] = manifest["notes"]
+    assert "show_multiple_locations" in note and "OSSN-0065" in note
+    assert "show_multiple_locations" in files["compute/README.txt"]
+
+
+def test_kolla_globals_name_every_cinder_backend_and_every_keyring():
+    files = {f.path: f.text for f in render(TWO_BACKENDS, facts(TWO_BACKENDS), "kolla")}
+    text = files["globals.yml"]
+    for pool in ("volume", "volume-ssd"):
+        assert f'    pool: "{pool}"' in text
+    assert 'ceph_nova_keyring: "client.nova.keyring"' in text  # not kolla's Cinder default
+    assert 'cinder_backup_backend_ceph_name: "rbd-volume"' in text
+    assert "show_image_direct_url = True" in files["config/glance.conf"]
+    for path, text in files.items():
+        if path.endswith(".conf"):
+            assert not any(line[:1] in (" ", "\t") for line in text.splitlines())
