@@ -4,6 +4,8 @@ connecting, observing and planning."""
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -70,13 +72,38 @@ def add_cluster(p: argparse.ArgumentParser, spec_default: str | None = "cephstac
     p.add_argument("-f", "--spec", default=spec_default,
                    help=f"spec file (default: {spec_default or 'none'})")
     g = p.add_argument_group("reaching the cluster (override the spec's cluster: section)")
-    g.add_argument("--conf", help="ceph.conf path")
-    g.add_argument("--keyring", help="admin keyring path")
-    g.add_argument("--id", dest="client", help="admin client name, e.g. client.admin")
-    g.add_argument("--connect-timeout", type=float, help="seconds (default 10)")
+    g.add_argument("--conf", type=_path_arg, help="ceph.conf path")
+    g.add_argument("--keyring", type=_path_arg, help="admin keyring path")
+    g.add_argument("--id", dest="client", type=_client_id,
+                   help="admin client name, e.g. client.admin")
+    g.add_argument("--connect-timeout", type=_seconds, help="seconds (default 10)")
     g.add_argument("--op-timeout", type=_positive, metavar="SECONDS",
                    help="give up on any monitor command or OSD operation after this many "
                    "seconds, naming what did not answer (default 30)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
+    return value
+
+
+def _client_id(text: str) -> str:
+    """`client.<name>` or `<name>`, normalised to `client.<name>` (the prefix once)."""
+    bare = text.removeprefix("client.")
+    if bare.startswith("client.") or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", bare):
+        raise argparse.ArgumentTypeError(f"expected client.<name> or <name>, got {text!r}")
+    return f"client.{bare}"
+
+
+def _path_arg(text: str) -> str:
+    if not text or not text.isprintable() or text != text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return text
 
 
 def _positive(text: str) -> float:
@@ -125,7 +152,7 @@ def would_overwrite(out: Path, force: bool) -> bool:
 def load_spec_of(args: argparse.Namespace):
     from cephstack.spec import load_spec
 
-    return load_spec(args.spec)
+    return load_spec(args.spec, connect_as=getattr(args, "client", None))
 
 
 def connect(args: argparse.Namespace, spec):

@@ -18,14 +18,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     if would_overwrite(out, args.force):
         return EXIT_FAILED
     text = DEFAULT_SPEC
+    q = json.dumps  # a JSON string is a YAML scalar: paths with ': ' or '#' stay paths
     replacements = {
-        "  conf: /etc/ceph/ceph.conf": args.conf and f"  conf: {args.conf}",
+        "  conf: /etc/ceph/ceph.conf": args.conf and f"  conf: {q(args.conf)}",
         "  keyring: /etc/ceph/ceph.client.admin.keyring": args.keyring
-        and f"  keyring: {args.keyring}",
+        and f"  keyring: {q(args.keyring)}",
         "  directory: /var/openstack/ceph": args.keyring_dir
-        and f"  directory: {args.keyring_dir}",
+        and f"  directory: {q(args.keyring_dir)}",
         "# render: {directory: /etc/cephstack/openstack, format: plain}": args.render_dir
-        and f"render: {{directory: {args.render_dir}, format: plain}}",
+        and f"render: {{directory: {q(args.render_dir)}, format: plain}}",
     }
     for old, new in replacements.items():
         if new:

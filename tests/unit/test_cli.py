@@ -32,8 +32,12 @@ def test_module_entry_point_works():
 def test_init_writes_the_default_spec(tmp_path, capsys):
     out = tmp_path / "s.yaml"
     assert main(["init", "--out", str(out), "--keyring-dir", "keys", "--render-dir", "r"]) == 0
-    assert "directory: keys" in out.read_text()
-    assert "\nrender: {directory: r, format: plain}\n" in out.read_text()
+    assert 'directory: "keys"' in out.read_text()
+    assert '\nrender: {directory: "r", format: plain}\n' in out.read_text()
+    odd = tmp_path / "odd.yaml"  # a path YAML would otherwise misread stays a path
+    assert main(["init", "--out", str(odd), "--keyring-dir", "k: #x"]) == 0
+    from cephstack.spec import load_spec
+    assert load_spec(odd).keyrings.directory == str(tmp_path / "k: #x")
     assert main(["init", "--out", str(out)]) == 1  # never overwrites without --force
     assert "exists" in capsys.readouterr().err
 
