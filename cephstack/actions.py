@@ -260,7 +260,6 @@ class Plan:
     render_directory: str | None = None  # where rendered files live (the spec's render:)
     health: Health | None = None  # the cluster's condition when observed (one line)
     notes: tuple[str, ...] = ()  # what the plan could not check (it changes nothing)
-    unchecked_pools: tuple[str, ...] = ()  # pools whose rbd pool init could not be read
 
     @property
     def empty(self) -> bool:

@@ -280,7 +280,4 @@ def make_plan(spec: Spec, state: ClusterState,
                 _pool_refusals(spec, state) + _keyring_refusals(spec, state),
                 state.fingerprint(), pending,
                 spec.render.directory if spec.render else None,
-                health=state.health, notes=tuple(notes),
-                unchecked_pools=tuple(n for n, want in spec.pools.items() if want.init and n in
-                                      state.pools and state.pools[n].pool_init ==
-                                      POOL_INIT_UNKNOWN))
+                health=state.health, notes=tuple(notes))

@@ -112,9 +112,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print_out(plan_text(plan))
         if plan.empty:
             if as_json:
-                print_out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent,
-                                          converged=not plan.unchecked_pools)))
-            return _unchecked(plan)
+                print_out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent)))
+            return 0
         applicable = not plan.refusals and not (plan.disruptive and not args.allow_disruptive)
         if applicable and not _confirm(args):
             return EXIT_FAILED
@@ -133,8 +132,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             after = plan_for(spec, observe_for(conn, spec))
     if as_json:
         print_out(dumps(plan_json(plan, applied=result.done, seconds=round(result.seconds, 3),
-                             mon_commands=conn.commands_sent,
-                             converged=after.empty and not after.unchecked_pools)))
+                             mon_commands=conn.commands_sent, converged=after.empty)))
     else:
         print_out(f"Apply complete: {len(result.done)} step(s) in {result.seconds:.1f} s, "
              f"{result.commands_sent} mon command(s).")
@@ -142,18 +140,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print_err("error: the cluster still differs from the spec after apply:\n"
              + plan_text(after))
         return EXIT_FAILED
-    return _unchecked(after)
-
-
-def _unchecked(plan) -> int:
-    """Converged means usable: a pool whose rbd pool init could not be read (its PGs are
-    not active) is not called done."""
-    if not plan.unchecked_pools:
-        return 0
-    print_err(f"error: not converged: rbd pool init of {', '.join(plan.unchecked_pools)} "
-              "could not be checked (PGs not active); run apply again once they are active "
-              "(cephstack plan shows their state)")
-    return EXIT_FAILED
+    return 0
 
 
 def register(sub, fmt) -> None:
