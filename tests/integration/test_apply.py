@@ -12,6 +12,7 @@ import rados
 from cephstack.caps import Caps
 from cephstack.catalog import desired_clients
 from cephstack.ceph.observe import observe
+from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import keyring_key
 from cephstack.spec import load_spec
 
@@ -231,8 +232,16 @@ def test_spec_errors_exit_2_before_contacting_the_cluster(cluster):
 
 def test_insufficient_privileges_name_the_refused_command(cluster, applied):
     keyring = cluster.workdir / "keys" / "ceph.client.glance.keyring"
-    out = cluster.cli("plan", "-f", str(applied[0]), "--id", "client.glance",
-                      "--keyring", str(keyring))
+    # A spec that manages client.glance is refused when connecting as it: use one that
+    # does not, so the cluster's refusal is what is seen.
+    spec = cluster.write_spec("no-glance.yaml", DEFAULT_SPEC.replace(
+        "  glance:        {user: glance, pool: images}           # chunk_size_mib: 8 "
+        "(Glance default)\n", ""))
+    refused = cluster.cli("plan", "-f", str(applied[0]), "--id", "client.glance",
+                          "--keyring", str(keyring))
+    assert refused.returncode == 2 and "cephstack never manages it" in refused.stderr
+    out = cluster.cli("plan", "-f", str(spec), "--id", "client.glance", "--keyring",
+                      str(keyring))
     assert out.returncode == 1
     assert "'auth ls' failed: errno 13" in out.stderr
     assert "client.glance lacks the caps" in out.stderr
