@@ -96,6 +96,12 @@ def _precheck(manifest: dict, root: Path) -> None:
         if not regular:
             problems.append(f"{target} is not a regular file (a link?): cephstack does not "
                             "write through links")
+            continue
+        try:  # a merge that would break the file (a duplicate backend...) fails here, first
+            merge_file(target, sections_from_data(fragment["sections"]),
+                       fragment["service_file"], dry_run=True)
+        except CephstackError as e:
+            problems.append(str(e))
     if problems:
         raise CephstackError("cannot install the bundle on this host:\n" +
                              "\n".join(f"  - {p}" for p in dict.fromkeys(problems)),

@@ -269,3 +269,18 @@ def test_compute_install_defines_the_libvirt_secrets(cluster, applied, hosts, li
         for uuid in uuids:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.secretLookupByUUIDString(uuid).undefine()
+
+
+def test_a_merge_that_would_break_a_service_file_changes_nothing(cluster, applied, hosts):
+    _, out = applied
+    root = _host_root(hosts, "conflict")
+    cinder = root / "etc/cinder/cinder.conf"
+    cinder.write_text("[DEFAULT]\nenabled_backends = ceph\n[ceph]\n"
+                      "volume_driver = cinder.volume.drivers.rbd.RBDDriver\nrbd_pool = volume\n")
+    before = cinder.read_text()
+    proc = cluster.cli("host", "install", str(out / "controller"), "--root", str(root))
+    assert proc.returncode == 1
+    assert "[ceph] is already the Ceph backend of pool volume" in proc.stderr
+    assert "nothing was changed" in proc.stderr
+    assert not (root / "etc/ceph").exists() and cinder.read_text() == before
+    assert "rbd" not in (root / "etc/glance/glance-api.conf").read_text()
