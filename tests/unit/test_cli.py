@@ -11,7 +11,8 @@ from cephstack.cli import main
 ROOT = Path(__file__).parents[2]
 
 
-COMMANDS = ["init", "plan", "apply", "verify", "audit", "import", "render", "secrets", "sandbox"]
+COMMANDS = ["init", "plan", "apply", "verify", "audit", "import", "render", "secrets", "host",
+            "sandbox"]
 
 
 @pytest.mark.parametrize("argv", [[]] + [[c] for c in COMMANDS])
