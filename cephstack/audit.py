@@ -21,6 +21,12 @@ from cephstack.state import ClusterState, counted_osds
 ERROR, WARNING = "error", "warning"
 HEALTHY_PGS_PER_OSD = 100  # Ceph's mon_target_pg_per_osd
 _BACKUP_SNAP = re.compile(r"^backup\.[0-9a-f-]{36}\.snap\.[0-9.]+$")
+BACKUP_PILE_UP = 2  # backup snapshots on one volume from which they are piling up
+
+
+def is_backup_snapshot(name: str) -> bool:
+    """A snapshot Cinder's Ceph backup driver leaves on a source volume."""
+    return bool(_BACKUP_SNAP.match(name))
 
 
 @dataclass(frozen=True)
@@ -270,8 +276,8 @@ def _file_findings(state: ClusterState, files: dict[str, FileState]) -> list[Fin
 def _backup_snapshot_findings(snapshots: dict[str, list[str]]) -> list[Finding]:
     found = []
     for image, snaps in sorted(snapshots.items()):
-        backups = [s for s in snaps if _BACKUP_SNAP.match(s)]
-        if len(backups) > 1:
+        backups = [s for s in snaps if is_backup_snapshot(s)]
+        if len(backups) >= BACKUP_PILE_UP:
             found.append(Finding(
                 "backup-snapshots-pile-up", WARNING, image,
                 f"{len(backups)} Cinder backup snapshots on the volume",

@@ -22,12 +22,23 @@ import threading
 import time
 
 from cephstack import __version__
-from cephstack.commands import adopt, common, host, init, plan_apply, render, sandbox, verify
+from cephstack.commands import (
+    adopt,
+    common,
+    host,
+    init,
+    plan_apply,
+    render,
+    report,
+    sandbox,
+    status,
+    verify,
+)
 from cephstack.commands.common import EXIT_CODES, print_err, print_out
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
 
 # The order of `cephstack --help`.
-_FAMILIES = (init, plan_apply, verify, adopt, render, host, sandbox)
+_FAMILIES = (init, plan_apply, verify, adopt, status, report, render, host, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:
