@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cephstack.caps import parse_cap
-from cephstack.spec import PoolSpec
+from cephstack.spec import CrushRuleSpec, PoolSpec
 from cephstack.state import POOL_INIT_STARTED, Health
 
 if TYPE_CHECKING:  # rendering is imported only when the spec asks for it
@@ -46,6 +46,28 @@ class Action:
 
     def changes(self) -> tuple[Change, ...]:
         return ()
+
+
+@dataclass(frozen=True)
+class CreateCrushRule(Action):
+    """`osd crush rule create-replicated`: a rule the spec names and the cluster lacks.
+    `reach`: what it would place on, as the plan computed it from the OSD tree."""
+
+    rule: CrushRuleSpec
+    reach: str | None = None
+    symbol = "+"
+    kind = "create_crush_rule"
+
+    @property
+    def address(self) -> str:
+        return f"crush_rule.{self.rule.name}"
+
+    def changes(self) -> tuple[Change, ...]:
+        r = self.rule
+        fields: list[tuple[str, object]] = [
+            ("root", r.root), ("device_class", r.device_class),
+            ("failure_domain", r.failure_domain), ("reaches", self.reach)]
+        return tuple(Change(f, None, v) for f, v in fields if v is not None)
 
 
 @dataclass(frozen=True)

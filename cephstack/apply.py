@@ -1,27 +1,33 @@
 """Run a plan against the cluster.
 
 Work is grouped in rounds of independent commands sent concurrently, so the monitor
-folds them into few commits: (1) create pools and users, change caps and existing
-pools; (2) initialise the new pools and set what `osd pool create` cannot (min_size,
-quotas); (3) write keyring files. A failure stops after the round it happened in;
-what was done stays done and a re-run converges.
+folds them into few commits: (1) create pools, change existing pools, and create users
+and change caps, all users in one `auth import` (one auth commit, keys made here);
+(2) initialise the new pools and set what `osd pool create` cannot (min_size, quotas);
+(3) finish the pool initialisations, write keyring files. Each round of pool (osdmap)
+changes waits for the monitor's next proposal (paxos_propose_interval, 1 s, after the
+previous commit): the rounds are the dependent steps, never the number of pools or users.
+Only when the plan creates CRUSH rules, a round before these creates them (the pools that
+name them need them to exist). A failure stops after the round it happened in; what was
+done stays done and a re-run converges.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cephstack import interrupt
-from cephstack.caps import as_command_list
 from cephstack.ceph.adapter import CephConnection
+from cephstack.cephx import keyring_blob, new_key
 from cephstack.errors import EXIT_TIMEOUT, CephstackError, OpTimedOut, PlanRefused
 from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_atomic
 from cephstack.plan import (
     Change,
     CreateClient,
+    CreateCrushRule,
     CreatePool,
     FixKeyringAccess,
     InitPool,
@@ -36,6 +42,7 @@ from cephstack.state import ClusterState
 
 Progress = Callable[[str], None]
 
+_LOCAL_THREADS = 16  # threads writing files on this host in a round
 _POOL_SETTING = {  # plan field -> `osd pool set` variable
     "pg_num": "pg_num", "size": "size", "min_size": "min_size", "crush_rule": "crush_rule",
     "autoscale": "pg_autoscale_mode", "target_size_ratio": "target_size_ratio",
@@ -80,6 +87,10 @@ class ApplyResult:
 class _Step:
     what: str
     run: Callable[[], object]
+    # A batch of several things done by one call: run() returns {part: error} for the
+    # parts that failed; the others are done.
+    parts: tuple[str, ...] = ()
+    local: bool = False  # files on this host: a few threads, not one each
 
 
 def _check_allowed(plan: Plan, allow_disruptive: bool) -> None:
@@ -117,6 +128,18 @@ def _create_pool(conn: CephConnection, action: CreatePool) -> None:
     conn.mon("osd pool create", **args)
 
 
+def _rule_steps(conn: CephConnection, plan: Plan) -> list[_Step]:
+    """New CRUSH rules: a round of their own, before the pools that name them (a pool
+    create or crush_rule change needs its rule to exist). No rule to create: no round."""
+    def create(a: CreateCrushRule) -> None:
+        r = a.rule
+        conn.mon("osd crush rule create-replicated", name=r.name, root=r.root,
+                 type=r.failure_domain, **({"class": r.device_class} if r.device_class else {}))
+
+    return [_Step(f"+ crush_rule {a.rule.name}", lambda a=a: create(a))
+            for a in plan.actions if isinstance(a, CreateCrushRule)]
+
+
 def _pool_init_steps(conn: CephConnection, pool: str, snaps: dict[str, int | None],
                      prefix: str) -> list[_Step]:
     """First half of `rbd pool init`: both go to the monitor in the same round."""
@@ -134,11 +157,11 @@ def _finish_init(conn: CephConnection, pool: str, snaps: dict[str, int | None],
                  lambda: conn.pool_validate_finish(pool, snaps.get(pool)))
 
 
-def _round_one_pools(conn: CephConnection, plan: Plan,
-                     snaps: dict[str, int | None]) -> list[_Step]:
-    """Pool (osdmap) changes go first, alone: the monitor proposes them at once only if
-    nothing else committed in the last paxos_propose_interval (1 s), and auth commits
-    would start that clock."""
+def _round_one(conn: CephConnection, plan: Plan, state: ClusterState,
+               snaps: dict[str, int | None], keys: dict[str, Secret]) -> list[_Step]:
+    """Pool (osdmap) changes and the users' one `auth import`, at once. The pool commands
+    go first: the monitor proposes them a paxos_propose_interval after the last commit
+    that came before them, and the auth commit (immediate) must not be that one."""
     steps = []
     for a in plan.actions:
         if isinstance(a, CreatePool):
@@ -151,23 +174,51 @@ def _round_one_pools(conn: CephConnection, plan: Plan,
                 for change in sorted(a.pool_changes, key=lambda c: c.field != "size"):
                     _pool_set(conn, a.name, change)
             steps.append(_Step(f"~ pool {a.name}", update))
-    return steps
+    return steps + _auth_import(conn, plan, state, keys)
 
 
-def _round_one_clients(conn: CephConnection, plan: Plan, keys: dict[str, Secret]) -> list[_Step]:
-    """Auth changes: the monitor commits them at once, so they cost no extra round."""
-    steps = []
+def _auth_import(conn: CephConnection, plan: Plan, state: ClusterState,
+                 keys: dict[str, Secret]) -> list[_Step]:
+    """Every new user (with a key made here) and every caps change (with the user's key as
+    observed, so it never changes) in one `auth import`: one auth commit whatever their
+    number. The monitor checks the caps first (import itself would take unparsable caps);
+    users whose caps it refuses fail, the others are imported."""
+    users: list[tuple[str, str, Mapping[str, str], Secret | None]] = []
     for a in plan.actions:
         if isinstance(a, CreateClient):
-            def create(a: CreateClient = a) -> None:
-                out = conn.mon("auth get-or-create", entity=a.entity,
-                               caps=as_command_list(a.caps))
-                keys[a.entity] = Secret(out[0]["key"])
-            steps.append(_Step(f"+ {a.entity}", create))
+            users.append((f"+ {a.entity}", a.entity, a.caps, None))
         elif isinstance(a, UpdateCaps):
-            steps.append(_Step(f"~ {a.entity} caps", lambda a=a: conn.mon(
-                "auth caps", entity=a.entity, caps=as_command_list(a.after))))
-    return steps
+            users.append((f"~ {a.entity} caps", a.entity, a.after, state.clients[a.entity].key))
+    if not users:
+        return []
+
+    def run() -> dict[str, Exception]:
+        refused = _refused_caps(conn, users)
+        wanted = [(part, entity, key or new_key(), caps)
+                  for part, entity, caps, key in users if part not in refused]
+        if wanted:
+            conn.import_keyring(keyring_blob((e, k, c) for _, e, k, c in wanted))
+            keys.update({e: k for _, e, k, _ in wanted})
+        return refused
+
+    created = sum(key is None for *_, key in users)
+    return [_Step(f"auth import: {created} user(s) created, {len(users) - created} caps "
+                  "change(s)", run, tuple(part for part, *_ in users))]
+
+
+def _refused_caps(conn: CephConnection, users: list[tuple[str, str, Mapping[str, str],
+                                                         Secret | None]]
+                  ) -> dict[str, Exception]:
+    """{part: error} for the users whose caps the monitor refuses: one check of every
+    distinct cap string; only when it refuses one, one check per user to name them."""
+    pairs = sorted({(daemon, cap) for _, _, caps, _ in users for daemon, cap in caps.items()})
+    if conn.caps_refused(pairs) is None:
+        return {}
+    verdicts = conn.concurrently([lambda caps=caps: conn.caps_refused(sorted(caps.items()))
+                                  for _, _, caps, _ in users])
+    return {part: CephstackError(f"the monitor refuses the caps of {entity}: {why}",
+                                 hint=f"fix the caps of {entity} in the spec")
+            for (part, entity, _, _), why in zip(users, verdicts, strict=True) if why}
 
 
 def _round_two(conn: CephConnection, plan: Plan, snaps: dict[str, int | None]) -> list[_Step]:
@@ -198,16 +249,18 @@ def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
         if isinstance(a, WriteKeyring):
             def write(a: WriteKeyring = a) -> None:
                 key = keys.get(a.entity) or state.clients[a.entity].key
-                write_atomic(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group)
-            steps.append(_Step(f"{a.symbol} keyring {a.path}", write))
+                # observe removed the directory's stale temp files moments ago
+                write_atomic(a.path, keyring_text(a.entity, key), a.mode, a.owner, a.group,
+                             clean_temps=False)
+            steps.append(_Step(f"{a.symbol} keyring {a.path}", write, local=True))
         elif isinstance(a, RemoveRenderedFile) or (isinstance(a, RewriteRenderedFile)
                                                    and not a.item.wanted.pending):
             root = plan.render_directory
             steps.append(_Step(f"{a.symbol} {a.address}",
-                               lambda a=a, root=root: _write_rendered(a.item, root)))
+                               lambda a=a, root=root: _write_rendered(a.item, root), local=True))
         elif isinstance(a, FixKeyringAccess):
             steps.append(_Step(f"~ keyring {a.path}: access", lambda a=a: set_file_access(
-                a.path, a.mode, a.owner, a.group)))
+                a.path, a.mode, a.owner, a.group), local=True))
     return steps
 
 
@@ -225,17 +278,31 @@ def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
     def attempt(step: _Step) -> None:
         interrupt.check()  # a safe point: SIGINT/SIGTERM stop here, between steps
         try:
-            step.run()
+            outcome = step.run()
         except Exception as e:  # collected: the other steps of the round still finish
             with lock:
-                failures.append((step.what, e))
-        else:
-            with lock:
-                result.done.append(step.what)
-                progress(f"{step.what}: done")
+                failures.extend((part, e) for part in step.parts or (step.what,))
+            return
+        failed = outcome if step.parts and isinstance(outcome, dict) else {}
+        with lock:
+            for part in step.parts or (step.what,):
+                if part in failed:
+                    failures.append((part, failed[part]))
+                else:
+                    result.done.append(part)
+                    progress(f"{part}: done")
+
+    def attempt_all(some: list[_Step]) -> None:
+        for step in some:
+            attempt(step)
 
     interrupt.check()
-    conn.concurrently([lambda s=s: attempt(s) for s in steps])
+    remote = [s for s in steps if not s.local]
+    local = [s for s in steps if s.local]
+    # Files on this host: a few threads (their fsyncs overlap), not one per file.
+    batches = [local[i::_LOCAL_THREADS] for i in range(min(_LOCAL_THREADS, len(local)))]
+    conn.concurrently([lambda s=s: attempt(s) for s in remote]
+                      + [lambda b=b: attempt_all(b) for b in batches])
     if failures:
         raise ApplyFailed(result.done, failures)
 
@@ -250,8 +317,9 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
     keys: dict[str, Secret] = {}
     snaps: dict[str, int | None] = {}  # pool -> validation snapshot to release
     try:
-        for make_round in (lambda: _round_one_pools(conn, plan, snaps),
-                           lambda: _round_one_clients(conn, plan, keys),
+        if rules := _rule_steps(conn, plan):
+            _run_round(conn, rules, result, progress)
+        for make_round in (lambda: _round_one(conn, plan, state, snaps, keys),
                            lambda: _round_two(conn, plan, snaps),
                            lambda: _round_three(conn, plan, state, keys, snaps)):
             _run_round(conn, make_round(), result, progress)

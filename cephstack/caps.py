@@ -11,6 +11,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 DAEMON_TYPES = ("mon", "osd", "mgr", "mds")
 
@@ -91,13 +92,24 @@ def _split_grants(text: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
+_SPACED_EQUALS = re.compile(r"\s*=\s*")
+_LETTERS = re.compile(r"[rwx]+")
+_NOT_PLAIN = re.compile(r"[\"'\\]|[^\S \t]")  # quotes, escapes, whitespace but space/tab
+
+
+@cache
 def parse_grant(text: str) -> Grant:
+    """One grant, parsed. Cached for the process: a plan compares the same cap strings of
+    every user several times (spec, compiled caps, the cluster's), and Grant is immutable."""
     # "pool = images" and "pool=images" mean the same.
-    text = re.sub(r"\s*=\s*", "=", text.strip())
-    try:
-        words = shlex.split(text)
-    except ValueError as e:
-        raise CapsSyntaxError(f"cannot parse grant {text!r}: {e}") from None
+    text = _SPACED_EQUALS.sub("=", text.strip())
+    if not _NOT_PLAIN.search(text):
+        words = text.split()  # what shlex.split gives for text without quotes or escapes
+    else:
+        try:
+            words = shlex.split(text)
+        except ValueError as e:
+            raise CapsSyntaxError(f"cannot parse grant {text!r}: {e}") from None
     if len(words) < 2 or words[0] not in ("allow", "profile"):
         raise CapsSyntaxError(f"grant {text!r} must start with 'allow' or 'profile'")
     kind, rest = words[0], words[1:]
@@ -119,15 +131,16 @@ def parse_grant(text: str) -> Grant:
     if kind == "allow" and not perms and not other:
         raise CapsSyntaxError(f"grant {text!r} names no permission")
     # rwx and xwr are the same permission set: keep single letters sorted.
-    normal = sorted({c for p in perms if re.fullmatch(r"[rwx]+", p) for c in p})
-    words_perm = sorted(p for p in perms if not re.fullmatch(r"[rwx]+", p))
+    normal = sorted({c for p in perms if _LETTERS.fullmatch(p) for c in p})
+    words_perm = sorted(p for p in perms if not _LETTERS.fullmatch(p))
     perms_out = ("".join(normal),) if normal else ()
     return Grant(kind, perms_out + tuple(words_perm) if kind == "allow" else tuple(perms),
                  pool, namespace, tuple(other))
 
 
+@cache
 def parse_cap(text: str) -> frozenset[Grant]:
-    """Parse one daemon type's cap string into a set of grants."""
+    """Parse one daemon type's cap string into a set of grants (cached, as parse_grant)."""
     if not text.strip():
         return frozenset()
     return frozenset(parse_grant(g) for g in _split_grants(text) if g)
@@ -145,7 +158,8 @@ class Caps:
 
     @staticmethod
     def parse(caps: Mapping[str, str]) -> Caps:
-        return Caps(tuple(sorted((t, parse_cap(v)) for t, v in caps.items() if parse_cap(v))))
+        parsed = ((t, parse_cap(v)) for t, v in caps.items())
+        return Caps(tuple(sorted((t, g) for t, g in parsed if g)))
 
     def by_type(self) -> dict[str, frozenset[Grant]]:
         return dict(self.grants)
@@ -163,11 +177,3 @@ class Caps:
                 if not any(n.covers(grant) for n in theirs.get(daemon, ())):
                     lost.append(f"{daemon} '{grant.render()}'")
         return lost
-
-
-def as_command_list(caps: Mapping[str, str]) -> list[str]:
-    """['mon', '...', 'osd', '...'] as `auth get-or-create`/`auth caps` take them."""
-    out: list[str] = []
-    for daemon in sorted(caps):
-        out += [daemon, caps[daemon]]
-    return out

@@ -25,6 +25,7 @@ from cephstack import __version__
 from cephstack.commands import (
     adopt,
     common,
+    fence,
     host,
     init,
     plan_apply,
@@ -38,10 +39,13 @@ from cephstack.commands.common import EXIT_CODES, print_err, print_out
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
 
 # The order of `cephstack --help`.
-_FAMILIES = (init, plan_apply, verify, adopt, status, report, render, host, sandbox)
+_FAMILIES = (init, plan_apply, verify, adopt, status, fence, report, render, host, sandbox)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given the command line, only as far as the family of
+    the command it names (`cephstack plan` needs neither verify's nor status' parsers,
+    nor what they import)."""
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="cephstack", formatter_class=fmt, epilog=EXIT_CODES,
@@ -50,13 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cephstack {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = _command_named(argv)
     for family in _FAMILIES:
         family.register(sub, fmt)
+        if command is not None and command in sub.choices:
+            break
     return parser
 
 
+def _command_named(argv: list[str] | None) -> str | None:
+    """The command a command line names: its first word that is not a global option. None
+    when it names none (help, --version, nothing): then every family is registered."""
+    for word in argv or ():
+        if word == "--debug":
+            continue
+        return None if word.startswith("-") else word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     as_json = getattr(args, "output", None) == "json"
     debug = args.debug or bool(os.environ.get("CEPHSTACK_DEBUG"))
     common.reset_output()

@@ -9,6 +9,7 @@ import pwd
 import re
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cephstack.errors import CephstackError
@@ -25,7 +26,8 @@ from cephstack.safefiles import (  # re-exported: the writer of key files is imp
 )
 
 __all__ = ["FileState", "Secret", "account_facts", "directory_problem", "keyring_dir_problem",
-           "keyring_key", "keyring_text", "read_keyring_file", "read_regular_file",
+           "keyring_key", "keyring_text", "read_keyring_file", "read_keyring_files",
+           "read_regular_file",
            "resolve_owner", "set_file_access", "write_atomic"]
 
 
@@ -108,17 +110,39 @@ def keyring_dir_problem(directory: str, dir_mode: int | None) -> str | None:
 def read_keyring_file(path: str, entity: str) -> FileState:
     """What is at `path` for `entity`, read as Ceph reads it. A link, FIFO or device there
     is a CephstackError naming it. Stale temp files of this keyring are removed."""
-    target = Path(path)
-    dir_mode = lstat_mode(target.parent)
+    return read_keyring_files({entity: path})[entity]
+
+
+def read_keyring_files(paths: dict[str, str]) -> dict[str, FileState]:
+    """read_keyring_file for each entity -> path, each directory looked at once: its mode
+    read and its stale temp files (of every keyring in it) removed in one listing, not one
+    per keyring (a directory of 1,000 keyrings would otherwise be listed 1,000 times)."""
+    dir_modes: dict[str, int | None] = {}
+    for path in paths.values():
+        directory = os.path.dirname(path)
+        if directory not in dir_modes:
+            dir_modes[directory] = _clean_directory(Path(directory))
+    return {entity: _read_keyring(path, entity, dir_modes[os.path.dirname(path)])
+            for entity, path in paths.items()}
+
+
+def _clean_directory(directory: Path) -> int | None:
+    """The directory's lstat mode (None: missing), after removing stale temp files of the
+    keyrings in it (a cleanup only: the reads report what matters)."""
+    dir_mode = lstat_mode(directory)
     if dir_mode is not None and stat.S_ISDIR(dir_mode):
         try:
-            dir_fd = open_dir(target.parent)
+            dir_fd = open_dir(directory)
             try:
-                remove_stale_temps(dir_fd, target.name)
+                remove_stale_temps(dir_fd, None)
             finally:
                 os.close(dir_fd)
         except (OSError, CephstackError):
-            pass  # a cleanup only; the read below reports what matters
+            pass
+    return dir_mode
+
+
+def _read_keyring(path: str, entity: str, dir_mode: int | None) -> FileState:
     found = read_regular_file(path, "keyring file")
     if found is None:
         return FileState(path, False, dir_mode=dir_mode)
@@ -129,6 +153,7 @@ def read_keyring_file(path: str, entity: str) -> FileState:
                      several_sections=sections > 1 or len(keys) > 1, dir_mode=dir_mode)
 
 
+@lru_cache(maxsize=64)
 def _user_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -136,6 +161,7 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
+@lru_cache(maxsize=64)
 def _group_name(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name

@@ -7,7 +7,7 @@ marked disruptive; apply runs them only when explicitly allowed.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from cephstack.actions import (  # re-exported: callers import actions from the planner
@@ -15,6 +15,7 @@ from cephstack.actions import (  # re-exported: callers import actions from the 
     Action,
     Change,
     CreateClient,
+    CreateCrushRule,
     CreatePool,
     FixKeyringAccess,
     InitPool,
@@ -28,18 +29,20 @@ from cephstack.actions import (  # re-exported: callers import actions from the 
 )
 from cephstack.caps import Caps
 from cephstack.catalog import desired_clients
+from cephstack.crush import bucket, classes_under, rule_reach
 from cephstack.keyfiles import keyring_dir_problem
-from cephstack.spec import PoolSpec, Spec
+from cephstack.spec import CrushRuleSpec, PoolSpec, Spec
 from cephstack.state import (
     POOL_INIT_MISSING,
     POOL_INIT_STARTED,
     POOL_INIT_UNKNOWN,
     ClusterState,
+    CrushRule,
     PoolState,
     counted_osds,
 )
 
-__all__ = ["RBD_APPLICATION", "Action", "Change", "CreateClient", "CreatePool",
+__all__ = ["RBD_APPLICATION", "Action", "Change", "CreateClient", "CreateCrushRule", "CreatePool",
            "FixKeyringAccess", "InitPool", "Plan", "RemoveRenderedFile", "RewriteRenderedFile",
            "UpdateCaps", "UpdatePool", "WriteKeyring", "make_plan"]
 
@@ -113,22 +116,91 @@ def _init_pending(want: PoolSpec, have: PoolState) -> bool:
                           or have.pool_init in (POOL_INIT_MISSING, POOL_INIT_STARTED))
 
 
+def _planned_rules(spec: Spec, state: ClusterState) -> dict[str, CrushRule]:
+    """The spec's rules the cluster lacks, with the reach they will have (id -1: not yet)."""
+    return {name: rule_reach(name, -1, [(want.root, want.device_class)], want.failure_domain,
+                             state.crush_nodes)
+            for name, want in spec.crush_rules.items() if name not in state.rules}
+
+
+def _reach_text(rule: CrushRule) -> str:
+    osds = f"{rule.osds} OSD(s), {rule.osds_usable} up and in"
+    return osds if rule.failure_domain == "osd" else \
+        f"{osds}, in {rule.domains} {rule.failure_domain}(s)"
+
+
+def _rule_refusals(spec: Spec, state: ClusterState,
+                   planned: Mapping[str, CrushRule]) -> tuple[str, ...]:
+    """A spec rule the cluster has must be what the spec says (Ceph cannot change a rule
+    in place); one to be created must reach an OSD (the monitor refuses a device class no
+    OSD under the root has, or a root that is not there)."""
+    out = []
+    for name, want in spec.crush_rules.items():
+        addr = f"crush_rule.{name}"
+        have = state.rules.get(name)
+        if have is not None:
+            if differs := _rule_differences(want, have):
+                out.append(
+                    f"{addr}: the cluster's rule {name!r} differs from the spec ("
+                    f"{'; '.join(differs)}); Ceph cannot change a rule in place, and what a "
+                    "rule selects decides where the data of every pool using it lives; fix: "
+                    f"name a new rule (e.g. {name}-{want.failure_domain}) in crush_rules and "
+                    "point the pools at it (changing a pool's crush_rule moves its data: "
+                    "--allow-disruptive), or make the spec say what the cluster has")
+            continue
+        rule = planned[name]
+        if not state.crush_nodes or rule.osds:  # tree not observed, or it reaches OSDs
+            continue
+        if bucket(state.crush_nodes, want.root) is None:
+            roots = sorted(n.name for n in state.crush_nodes.values() if n.type == "root")
+            out.append(f"{addr}: root {want.root!r} is not a bucket of the CRUSH tree (its "
+                       f"roots: {', '.join(roots) or 'none'}); the monitor would refuse the "
+                       "rule; fix: root: one of them")
+            continue
+        classes = classes_under(state.crush_nodes, want.root)
+        held = ", ".join(f"{n} {c}" for c, n in classes.items()) or "none"
+        if want.device_class:
+            others = ", ".join(c for c in classes if c != "none") or "none"
+            out.append(f"{addr}: no OSD under root {want.root!r} has device class "
+                       f"{want.device_class!r} (its OSDs by class: {held}); the rule would "
+                       "reach 0 OSDs (the monitor refuses it); fix: device_class: one of "
+                       f"{others}, or add OSDs of class {want.device_class} under "
+                       f"{want.root!r} first")
+        else:
+            out.append(f"{addr}: root {want.root!r} holds no OSD; the rule would reach 0 "
+                       "OSDs and place nothing; fix: a root that holds OSDs")
+    return tuple(out)
+
+
+def _rule_differences(want: CrushRuleSpec, have: CrushRule) -> list[str]:
+    out = [] if have.replicated else ["cluster: an erasure-code rule; spec: replicated"]
+    for field, cluster, spec in (("root", have.root, want.root),
+                                 ("device_class", have.device_class, want.device_class),
+                                 ("failure_domain", have.failure_domain, want.failure_domain)):
+        if cluster != spec:
+            out.append(f"{field}: cluster {cluster or '(any)'}, spec {spec or '(any)'}")
+    return out
+
+
 def _placement_problems(want: PoolSpec, have: PoolState | None, state: ClusterState,
-                        size: int, size_is: str) -> list[str]:
+                        size: int, size_is: str,
+                        rules: Mapping[str, CrushRule]) -> list[str]:
     """The pool's rule (the spec's, else its current one, else the cluster's default for a
-    new pool) must exist, be replicated, reach an OSD that is up and in when the plan
-    needs OSDs, and span `size` failure domains when the plan sets the size or the rule."""
+    new pool) must exist (in the cluster, or among the spec's rules to create), be
+    replicated, reach an OSD that is up and in when the plan needs OSDs, and span `size`
+    failure domains when the plan sets the size or the rule. `rules`: the cluster's and
+    the spec's rules to create, with their reach."""
     if not state.rules:  # not observed: nothing to check against
         return []
     addr = f"pool.{want.name}"
     name = want.crush_rule or (have.crush_rule if have else state.default_crush_rule)
-    rule = state.rules.get(name) if name else None
+    rule = rules.get(name) if name else None
     if rule is None:
         if want.crush_rule is None:
             return []
         return [f"{addr}: crush_rule {name!r} does not exist in the cluster (its rules: "
-                f"{', '.join(sorted(state.rules))}); fix: name one of them, or create the "
-                "rule first"]
+                f"{', '.join(sorted(state.rules))}) nor in the spec's crush_rules; fix: name "
+                "one of them, or define it under crush_rules"]
     new_rule = have is None or have.crush_rule != name
     if new_rule and not rule.replicated:
         return [f"{addr}: crush rule {name!r} is an erasure-code rule; a replicated pool "
@@ -149,7 +221,8 @@ def _placement_problems(want: PoolSpec, have: PoolState | None, state: ClusterSt
     return []
 
 
-def _pool_problems(want: PoolSpec, have: PoolState | None, state: ClusterState) -> list[str]:
+def _pool_problems(want: PoolSpec, have: PoolState | None, state: ClusterState,
+                   rules: Mapping[str, CrushRule]) -> list[str]:
     addr = f"pool.{want.name}"
     out = []
     if (have is not None and want.init and have.applications
@@ -169,14 +242,16 @@ def _pool_problems(want: PoolSpec, have: PoolState | None, state: ClusterState) 
     if want.min_size is not None and want.min_size > size:
         out.append(f"{addr}: min_size {want.min_size} is above {size_is}; the monitor "
                    f"refuses it; fix: set size: {want.min_size} or more, or lower min_size")
-    return out + _placement_problems(want, have, state, size, size_is)
+    return out + _placement_problems(want, have, state, size, size_is, rules)
 
 
 def _pool_refusals(spec: Spec, state: ClusterState) -> tuple[str, ...]:
     """What the monitors would reject, or could never serve, found before anything changes."""
-    out: list[str] = []
+    planned = _planned_rules(spec, state)
+    out: list[str] = list(_rule_refusals(spec, state, planned))
+    rules = {**planned, **state.rules}
     for name, want in spec.pools.items():
-        out += _pool_problems(want, state.pools.get(name), state)
+        out += _pool_problems(want, state.pools.get(name), state, rules)
     return (*out, *_pg_budget(spec, state))
 
 
@@ -216,6 +291,11 @@ def make_plan(spec: Spec, state: ClusterState,
     creates are written by apply once the user exists."""
     actions: list[Action] = []
     notes: list[str] = []
+    planned = _planned_rules(spec, state)
+    for name, want in spec.crush_rules.items():  # before the pools that may use them
+        if name in planned:
+            actions.append(CreateCrushRule(want, _reach_text(planned[name])
+                                           if state.crush_nodes else None))
     for name, want in spec.pools.items():
         have = state.pools.get(name)
         if have is None:

@@ -20,7 +20,7 @@ def _value(v: object) -> str:
 
 
 def _noun(kind: str) -> str:
-    for noun in ("pool", "keyring", "rendered_file"):
+    for noun in ("crush_rule", "pool", "keyring", "rendered_file"):
         if noun in kind:
             return noun.replace("_", " ")
     return "client"
@@ -28,7 +28,9 @@ def _noun(kind: str) -> str:
 
 def summary_line(plan: Plan) -> str:
     if plan.empty:
-        return "No changes: the cluster matches the spec."
+        return ("No changes cephstack can make: the refusals above say where the cluster "
+                "differs from the spec." if plan.refusals else
+                "No changes: the cluster matches the spec.")
     creates: dict[str, int] = {}
     changes = removes = 0
     for a in plan.actions:
@@ -151,7 +153,11 @@ def verify_text(report: VerifyReport) -> str:
                     lines.append(f"      {label}: {text}")
         lines.append("")
     if report.takeover_seconds is not None:
-        lines.append(f"Evacuate takeover: {report.takeover_seconds:.1f} s")
+        how = {"fence": "fenced: dead client blocklisted, its lock broken",
+               "wait": "librbd's own, after the OSD watch timeout"}.get(
+                   report.takeover_path or "", "")
+        lines.append(f"Evacuate takeover: {report.takeover_seconds:.1f} s"
+                     + (f" ({how})" if how else ""))
     counts = {r: sum(s.result == r for s in report.steps) for r in ("pass", "fail", "skip")}
     if report.aborted is not None:
         lines.append(f"Verify stopped early: {report.aborted}")
@@ -171,6 +177,7 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         "run_id": report.run_id,
         "passed": report.passed,
         "takeover_seconds": report.takeover_seconds,
+        "takeover_path": report.takeover_path,
         "steps": [vars(s) for s in report.steps],
         "cleanup": report.cleanup,
         **({"error": report.error.as_json()} if report.error is not None else {}),

@@ -152,13 +152,16 @@ def _temp_name(target: str) -> str:
     return f".{target}.{''.join(secrets.choice(_TEMP_CHARS) for _ in range(8))}.tmp"
 
 
-def remove_stale_temps(dir_fd: int, target: str) -> None:
+def remove_stale_temps(dir_fd: int, target: str | None) -> None:
     """Remove temp files a killed writer left in the directory: those of `target` and of
-    any keyring or key file (they hold keys). Only cephstack's exact temp names, only
-    regular files, and never a live writer's: a writer locks its temp file before writing
-    into it, so an unlocked one holding data is stale; an unlocked empty one may be a
-    writer's that is about to lock it, and is left alone until it is a minute old."""
+    any keyring or key file (they hold keys; `target` None: only those). Only cephstack's
+    exact temp names, only regular files, and never a live writer's: a writer locks its
+    temp file before writing into it, so an unlocked one holding data is stale; an unlocked
+    empty one may be a writer's that is about to lock it, and is left alone until it is a
+    minute old."""
     for name in os.listdir(dir_fd):
+        if not name.startswith("."):  # every temp name does: skip the rest cheaply
+            continue
         m = _TEMP.match(name)
         if not m or (m.group("target") != target
                      and not m.group("target").endswith((".keyring", ".key"))):
@@ -204,9 +207,12 @@ def read_regular_file(path: str, what: str = "file",
         raise CephstackError(f"cannot read {what} {path}: {e.strerror}") from None
     try:
         st = os.fstat(fd)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit and (chunk := os.read(fd, 65536)):
+        # One read for a file that does not change while read (a keyring: ~70 bytes); a
+        # read that fills the request may have more behind it.
+        want = min(st.st_size, limit) + 1
+        chunks = [os.read(fd, want)]
+        size = len(chunks[0])
+        while size == want and size <= limit and (chunk := os.read(fd, 65536)):
             chunks.append(chunk)
             size += len(chunk)
     except OSError as e:
@@ -254,21 +260,22 @@ def account_facts(owner: str | None, group: str | None) -> dict[str, bool]:
 
 def write_atomic(path: str, text: str, mode: int, owner: str | None = None,
                  group: str | None = None, *, dir_mode: int = 0o750,
-                 secret: bool | None = None) -> None:
+                 secret: bool | None = None, clean_temps: bool = True) -> None:
     """Atomically replace `path` with `text`, created with `mode` and the given owner.
     Every file cephstack writes goes through here; those holding keys get 0600/0640.
 
     Missing parent directories are created with `dir_mode` (whatever the umask). Refused:
     a parent directory that is a symbolic link, a target that exists and is not a regular
     file (a link included), and a `secret` file (default: one others may not read) in a
-    directory writable by group or others."""
+    directory writable by group or others. `clean_temps` False: the caller has just removed
+    the directory's stale temp files (many files written into one directory)."""
     target = Path(path)
     secret = not mode & 0o004 if secret is None else secret
     uid, gid = resolve_owner(owner, group)
     try:
         dir_fd = open_dir(target.parent, dir_mode)
         try:
-            _write_in(dir_fd, target, text, mode, uid, gid, secret)
+            _write_in(dir_fd, target, text, mode, uid, gid, secret, clean_temps)
         finally:
             os.close(dir_fd)
     except OSError as e:
@@ -285,12 +292,13 @@ def _check_target(dir_fd: int, target: Path) -> None:
 
 
 def _write_in(dir_fd: int, target: Path, text: str, mode: int, uid: int, gid: int,
-              secret: bool) -> None:
+              secret: bool, clean_temps: bool = True) -> None:
     if secret and (problem := directory_problem(os.fstat(dir_fd).st_mode)):
         raise CephstackError(f"refusing to write {target}: its directory {target.parent} "
                              f"{problem}", hint=f"chmod go-w {target.parent}")
     _check_target(dir_fd, target)
-    remove_stale_temps(dir_fd, target.name)
+    if clean_temps:
+        remove_stale_temps(dir_fd, target.name)
     for _ in range(100):
         tmp = _temp_name(target.name)
         try:

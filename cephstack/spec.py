@@ -16,11 +16,13 @@ from cephstack.errors import SpecError
 from cephstack.specmodel import (  # re-exported: the spec's types are imported from here
     _QUOTA_LIMIT,
     _SAFE_MODES,
+    CRUSH_TYPES,
     SERVICE_KINDS,
     SERVICE_UNIX_USERS,
     CinderBackendPin,
     ClientSpec,
     ClusterSettings,
+    CrushRuleSpec,
     FileAccess,
     KeyringSettings,
     PoolSpec,
@@ -36,7 +38,7 @@ from cephstack.specread import compose, decode, dotted, is_null, read_mode, show
 from cephstack.specservices import _clients, _services
 
 __all__ = ["SERVICE_KINDS", "SERVICE_UNIX_USERS", "CinderBackendPin", "ClientSpec",
-           "ClusterSettings", "FileAccess", "KeyringSettings", "PoolSpec", "Quota",
+           "ClusterSettings", "CrushRuleSpec", "FileAccess", "KeyringSettings", "PoolSpec", "Quota",
            "RenderSettings", "ServiceSpec", "Spec", "load_spec", "parse_size", "parse_spec"]
 
 
@@ -58,12 +60,14 @@ def parse_spec(text: str, path: str = "<spec>", connect_as: str | None = None) -
         raise SpecError([f"{path}:{root.start_mark.line + 1 if root else 1}: spec: "
                          "the spec is empty"])
     r = _Reader(path, loader)
-    top = r.mapping(root, "", ("cluster", "pools", "services", "clients", "keyrings", "render"))
+    top = r.mapping(root, "", ("cluster", "crush_rules", "pools", "services", "clients",
+                               "keyrings", "render"))
     base = Path(path).parent
     cluster = _cluster(r, top["cluster"][1], base) if "cluster" in top else ClusterSettings()
     # Never manage admin or the user cephstack connects as: apply would replace its caps.
     r.never_manage |= {cluster.client} | ({f"client.{connect_as.removeprefix('client.')}"}
                                           if connect_as else set())
+    crush_rules = _crush_rules(r, top["crush_rules"][1]) if "crush_rules" in top else {}
     pools = _pools(r, top["pools"][1]) if "pools" in top else {}
     services = _services(r, top["services"][1], pools) if "services" in top else {}
     clients = _clients(r, top["clients"][1], services) if "clients" in top else {}
@@ -71,7 +75,7 @@ def parse_spec(text: str, path: str = "<spec>", connect_as: str | None = None) -
     render = _render(r, top["render"][1], base) if "render" in top else None
     if r.problems:
         raise SpecError(r.problems)
-    return Spec(path, cluster, pools, services, clients, keyrings, render)
+    return Spec(path, cluster, pools, services, clients, keyrings, render, crush_rules)
 
 
 def _render(r: _Reader, node: yaml.Node, base: Path) -> RenderSettings | None:
@@ -120,6 +124,29 @@ def _cluster(r: _Reader, node: yaml.Node, base: Path) -> ClusterSettings:
         elif t is not None:
             out["connect_timeout"] = float(t)
     return ClusterSettings(**out)
+
+
+def _crush_rules(r: _Reader, node: yaml.Node) -> dict[str, CrushRuleSpec]:
+    """crush_rules: {NAME: {device_class, failure_domain, root}}: replicated rules."""
+    rules = {}
+    for name, (key_node, value_node) in r.mapping(node, "crush_rules").items():
+        where = dotted("crush_rules", name)
+        if not r.name(key_node, where, "rule name"):
+            continue
+        m = r.mapping(value_node, where, ("device_class", "failure_domain", "root"))
+        out: dict[str, Any] = {}
+        for key, what in (("root", "CRUSH bucket name"), ("device_class", "device class")):
+            if key in m and (v := r.name(m[key][1], f"{where}.{key}", what)):
+                out[key] = v
+        if "failure_domain" in m and (v := r.text(m["failure_domain"][1],
+                                                   f"{where}.failure_domain", "a CRUSH type")):
+            if v in CRUSH_TYPES:
+                out["failure_domain"] = v
+            else:
+                r.problem(m["failure_domain"][1], f"{where}.failure_domain",
+                          f"expected one of {', '.join(CRUSH_TYPES)}, got {show(v)}")
+        rules[name] = CrushRuleSpec(name=name, **out)
+    return rules
 
 
 def _pools(r: _Reader, node: yaml.Node) -> dict[str, PoolSpec]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from cephstack.specread import show
@@ -47,6 +49,27 @@ class PoolSpec:
     init: bool = True  # false: leave the rbd application and pool init alone (adopted pools)
 
 
+# CRUSH's default bucket types (`osd crush dump` types): a rule's failure domain is one.
+CRUSH_TYPES = ("osd", "host", "chassis", "rack", "row", "pdu", "pod", "room", "datacenter",
+               "zone", "region", "root")
+
+
+@dataclass(frozen=True)
+class CrushRuleSpec:
+    """A replicated CRUSH rule (`osd crush rule create-replicated`): copies go to distinct
+    `failure_domain` buckets under `root`, on OSDs of `device_class` (any when None)."""
+
+    name: str
+    root: str = "default"
+    device_class: str | None = None
+    failure_domain: str = "host"
+
+    @property
+    def where(self) -> str:
+        return f"root {self.root!r}" + (f", class {self.device_class}"
+                                        if self.device_class else "")
+
+
 @dataclass(frozen=True)
 class FileAccess:
     """Owner, group and mode of a file on an OpenStack host."""
@@ -85,6 +108,11 @@ class ClientSpec:
     caps: dict[str, str]
 
 
+@lru_cache(maxsize=16)
+def _normalised(directory: str) -> str:
+    return str(Path(directory))
+
+
 @dataclass(frozen=True)
 class KeyringSettings:
     directory: str = "/var/openstack/ceph"
@@ -94,7 +122,10 @@ class KeyringSettings:
     manage: bool = True  # false: cephstack writes no keyring files (an imported spec)
 
     def path_for(self, entity: str) -> str:
-        return str(Path(self.directory) / f"ceph.{entity}.keyring")
+        # str(Path(directory) / name), without a Path per user (1,000 users, every plan)
+        base = _normalised(self.directory)
+        name = f"ceph.{entity}.keyring"
+        return name if base == "." else os.path.join(base, name)
 
 
 @dataclass(frozen=True)
@@ -115,6 +146,7 @@ class Spec:
     clients: dict[str, ClientSpec] = field(default_factory=dict)
     keyrings: KeyringSettings = KeyringSettings()
     render: RenderSettings | None = None  # where `cephstack render` writes; plan checks drift
+    crush_rules: dict[str, CrushRuleSpec] = field(default_factory=dict)  # created when missing
 
 
 def parse_size(text: str | int) -> int:

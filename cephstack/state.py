@@ -44,6 +44,24 @@ class ClientState:
 
 
 @dataclass(frozen=True)
+class CrushNode:
+    """A node of `osd tree`: a bucket (negative id: root, host, rack, ...) or an OSD."""
+
+    id: int
+    name: str
+    type: str  # "root", "host", ..., "osd"
+    children: tuple[int, ...] = ()  # buckets: the ids of what they hold
+    device_class: str | None = None  # OSDs: "hdd", "ssd", ...
+    # OSDs, as they are now (volatile, so not in the fingerprint):
+    up: bool = False
+    placeable: bool = False  # in (reweight > 0) with a CRUSH weight: CRUSH puts data on it
+
+    @property
+    def is_osd(self) -> bool:
+        return self.type == "osd" or self.id >= 0
+
+
+@dataclass(frozen=True)
 class CrushRule:
     """A CRUSH rule and what it can place on now: its take steps over `osd tree`."""
 
@@ -114,6 +132,8 @@ class ClusterState:
     rules: dict[str, CrushRule] = field(default_factory=dict)
     default_crush_rule: str | None = None  # the rule a pool created without one gets
     health: Health | None = None  # None: not observed
+    # `osd tree` by node id, for the reach of rules a spec wants created (crush.py).
+    crush_nodes: dict[int, CrushNode] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -127,6 +147,11 @@ class ClusterState:
             "max_pg_per_osd": self.max_pg_per_osd,
             "default_pool_size": self.default_pool_size,
             "max_pool_pg_num": self.max_pool_pg_num,
+            # What rules and the tree are, not what is up or in now (that moves on its own).
+            "rules": {n: [r.id, r.replicated, r.root, r.device_class, r.failure_domain]
+                      for n, r in self.rules.items()},
+            "crush": {i: [n.name, n.type, n.children, n.device_class]
+                      for i, n in self.crush_nodes.items()},
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 

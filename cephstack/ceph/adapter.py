@@ -30,6 +30,12 @@ from cephstack.errors import (
 )
 
 _DENIED = (errnos.EACCES, errnos.EPERM)
+MAX_CONCURRENT = 4096  # calls in flight at once (threads); see CephConnection.concurrently
+# `auth add` of this entity with the caps to check and, last, a cap type no monitor knows:
+# the monitor parses every cap before it looks at the entity, so the command always fails
+# and never changes anything; the error names the first cap it refused, or the sentinel.
+CAPS_CHECK_ENTITY = "client.cephstack-caps-check"
+_CAPS_SENTINEL = "cephstack-caps-check"
 RBD_INFO = "rbd_info"
 POOL_VALIDATED = b"overwrite validated"  # what librbd writes once a pool is validated
 
@@ -222,20 +228,83 @@ class CephConnection:
 
     def concurrently(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run independent calls at once; return results in order, or raise the first error
-        after all have finished (so nothing is left half-sent)."""
+        after all have finished (so nothing is left half-sent).
+
+        One thread per call (up to MAX_CONCURRENT): the monitor folds into one commit only
+        the commands it has received when its proposal fires, so a call still waiting for
+        a thread would cost its own commit round, a second later (200 pools with 128
+        threads: two rounds per step instead of one). The threads only wait on librados,
+        which releases the GIL."""
         if len(calls) <= 1:
             return [c() for c in calls]
-        with ThreadPoolExecutor(max_workers=min(128, len(calls))) as pool:
+        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT, len(calls))) as pool:
             futures = [pool.submit(c) for c in calls]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
         return [f.result() for f in futures]
 
+    # -- cephx users -----------------------------------------------------------
+
+    def caps_refused(self, caps: Sequence[tuple[str, str]]) -> str | None:
+        """The monitor's own parser on (daemon type, cap string) pairs, changing nothing:
+        None when it accepts them all, else its message about the first it refuses. One
+        mon command whatever their number (`auth import` itself does not check caps)."""
+        args = [word for pair in caps for word in pair] + [_CAPS_SENTINEL, "allow r"]
+        try:
+            self.mon("auth add", entity=CAPS_CHECK_ENTITY, caps=args)
+        except CephCommandError as e:
+            if e.errno != errnos.EINVAL:
+                raise
+            return None if f"'{_CAPS_SENTINEL}'" in e.ceph_message else e.ceph_message
+        # Never reached with a monitor that parses caps first (every release since 12):
+        # take back what it made and say so.
+        with suppress(CephCommandError):
+            self.mon("auth rm", entity=CAPS_CHECK_ENTITY)
+        raise CephCommandError("auth add", errnos.EPROTO,
+                               "the monitor accepted an unknown cap type: caps not checked")
+
+    def import_keyring(self, blob: bytes) -> None:
+        """`auth import` of a binary keyring (cephstack.cephx.keyring_blob): every entity
+        in it created or replaced, key and caps, in one monitor commit."""
+        self.mon("auth import", inbuf=blob)
+
     # -- librados / librbd --------------------------------------------------
 
     def fsid(self) -> str:
         return self._cluster.get_fsid()
+
+    def client_address(self) -> str:
+        """This connection's own address (IP:PORT/NONCE), as watchers and lockers show it."""
+        return str(self._cluster.get_addrs())
+
+    def set_option(self, name: str, value: str) -> None:
+        """A client option of this connection; images opened afterwards see it."""
+        self._cluster.conf_set(name, value)
+
+    def wait_for_osdmap(self) -> None:
+        """Fetch the monitors' latest OSD map, waiting at most the operation timeout: this
+        client's next OSD requests carry its epoch, so the OSDs apply a change just made (a
+        blocklist entry: they drop that client's watches, refuse its writes) before serving
+        them. librados' blocklist_add does the same after its command, without a bound."""
+        done, failed = threading.Event(), []
+
+        def wait() -> None:
+            try:
+                self._cluster.wait_for_latest_osdmap()
+            except rados.Error as e:
+                failed.append(e)
+            finally:
+                done.set()
+
+        self.checkpoint()
+        threading.Thread(target=wait, name="cephstack-osdmap", daemon=True).start()
+        what = "wait for the latest OSD map"
+        if not done.wait(self.access.op_timeout):
+            raise self._typed(what, errnos.ETIMEDOUT, "no answer", "the monitors")
+        if failed:
+            raise self._typed(what, getattr(failed[0], "errno", None) or errnos.EIO,
+                              str(failed[0]), "the monitors")
 
     # `rbd pool init` is: enable the rbd application, then librbd's pool validation
     # (allocate a self-managed snapshot, write rbd_info "validate", release the snapshot,
@@ -274,6 +343,39 @@ class CephConnection:
                     ioctx.target.remove_self_managed_snap(snap_id)
             with self._translated(what, pool):
                 ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
+
+    def read_objects(self, reads: Sequence[tuple[str, str, int]]
+                     ) -> list[bytes | CephCommandError]:
+        """Read (pool, object, at most length bytes) all at once, with librados' async
+        reads: no thread per read. Each result is the data, or the typed error of that
+        read (ENOENT for a missing object; a timeout names the pool's OSDs)."""
+        results: list[bytes | CephCommandError | None] = [None] * len(reads)
+        pending: list[tuple[int, Any]] = []
+        ioctxs: dict[str, Any] = {}
+        self.checkpoint()
+        try:
+            for i, (pool, name, length) in enumerate(reads):
+                try:
+                    if pool not in ioctxs:
+                        with self._translated(f"open pool {pool}", None):
+                            ioctxs[pool] = self._cluster.open_ioctx(pool)
+                    with self._translated(f"read {name} in pool {pool}", pool):
+                        pending.append((i, ioctxs[pool].aio_read(
+                            name, length, 0,
+                            lambda _, data, i=i: results.__setitem__(i, data))))
+                except CephCommandError as e:
+                    results[i] = e
+            for i, completion in pending:
+                completion.wait_for_complete_and_cb()
+                code = completion.get_return_value()
+                if code < 0:
+                    pool, name, _ = reads[i]
+                    results[i] = self._typed(f"read {name} in pool {pool}", code,
+                                             os.strerror(-code), f"the OSDs of pool '{pool}'")
+        finally:
+            for ioctx in ioctxs.values():
+                ioctx.close()
+        return [r if r is not None else b"" for r in results]
 
     # -- objects and RBD images (verify, cleanup) ---------------------------------------
 

@@ -3,9 +3,11 @@
 `hold` opens the image read-write as the given user, writes (taking the exclusive lock),
 prints "locked" and waits to be killed, as a hypervisor that crashes. `take` opens the
 same image and writes, as the host that takes over; it prints the seconds it took or
-the error. The keyring is passed by path: the key never appears on a command line.
+the error. `serve` holds like `hold`, then writes again for each line read on stdin and
+prints "ok" or the error: a host cut off from the cloud but alive (fence tests). The
+keyring is passed by path: the key never appears on a command line.
 
-    python -m cephstack.ceph.lockprobe hold|take CONF KEYRING ENTITY POOL IMAGE \
+    python -m cephstack.ceph.lockprobe hold|take|serve CONF KEYRING ENTITY POOL IMAGE \
         [CONNECT_TIMEOUT OP_TIMEOUT]
 """
 
@@ -38,11 +40,20 @@ def main(argv: list[str]) -> int:
         with (CephConnection(ClusterAccess(conf, keyring, entity, connect_timeout,
                                            op_timeout)) as conn,
               conn.image(pool, image) as disk):
-            disk.write(b"\xab" * 4096, 0 if mode == "hold" else 4096)
+            disk.write(b"\xab" * 4096, 4096 if mode == "take" else 0)
             disk.flush()
             if mode == "hold":
                 print("locked", flush=True)
                 time.sleep(3600)
+            elif mode == "serve":
+                print("locked", flush=True)
+                for _ in sys.stdin:
+                    try:
+                        disk.write(b"\xcd" * 4096, 0)
+                        disk.flush()
+                        print("ok", flush=True)
+                    except CephstackError as e:
+                        print(f"error errno={getattr(e, 'errno', 0)}: {e.message}", flush=True)
             else:
                 print(f"{time.monotonic() - started:.3f}", flush=True)
     except CephstackError as e:

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from cephstack.ceph.adapter import POOL_VALIDATED, RBD_INFO, CephConnection
+from cephstack.crush import rule_reach, tree_nodes
 from cephstack.errors import CephCommandError, CephstackError
-from cephstack.keyfiles import Secret, account_facts, read_keyring_file
+from cephstack.keyfiles import Secret, account_facts, read_keyring_files
 from cephstack.state import (
     DEFAULT_MAX_PG_PER_OSD,
     DEFAULT_MAX_POOL_PG_NUM,
@@ -67,63 +68,22 @@ def _mon_setting(config: list[dict], name: str, default: int) -> int:
     return default
 
 
-def _leaves(start: dict, nodes: dict[int, dict]) -> list[tuple[dict, list[dict]]]:
-    """The OSDs under a CRUSH node of `osd tree`, each with its buckets from `start` down."""
-    out, seen = [], set()
-    stack: list[tuple[dict, list[dict]]] = [(start, [])]
-    while stack:
-        node, above = stack.pop()
-        if node["id"] in seen:
-            continue
-        seen.add(node["id"])
-        if node.get("type") == "osd" or node["id"] >= 0:
-            out.append((node, above))
-            continue
-        stack += [(nodes[c], [*above, node]) for c in node.get("children", []) if c in nodes]
-    return out
-
-
-def _is_in(osd: dict) -> bool:
-    """CRUSH places data on it: in (reweight > 0) with a CRUSH weight."""
-    return float(osd.get("reweight", 0)) > 0 and float(osd.get("crush_weight", 1)) > 0
-
-
 def _rules(dump: list[dict], tree: dict) -> dict[str, CrushRule]:
-    """Each rule's reach: the OSDs under the bucket(s) it takes (of its device class, from
-    a `~class` shadow name), how many are up and in, and how many buckets of its failure
-    domain (the type of its last choose step) hold an OSD that is in."""
-    nodes = {n["id"]: n for n in tree.get("nodes", [])}
-    by_name = {n["name"]: n for n in nodes.values()}
+    """Each rule's reach (crush.rule_reach) from its take steps (a `~class` shadow name
+    gives the device class) and the type of its last choose step (the failure domain)."""
+    nodes = tree_nodes(tree)
     out = {}
     for r in dump:
         steps = r.get("steps", [])
-        takes = [str(s.get("item_name", s.get("item"))) for s in steps if s.get("op") == "take"]
+        takes = []
+        for s in steps:
+            if s.get("op") == "take":
+                root, _, device_class = str(s.get("item_name", s.get("item"))).partition("~")
+                takes.append((root, device_class or None))
         chooses = [s for s in steps if str(s.get("op", "")).startswith("choose")]
         domain = str(chooses[-1].get("type", "osd")) if chooses else "osd"
-        osds: dict[int, dict] = {}
-        domains: set[int] = set()
-        roots, classes = [], []
-        for take in takes:
-            root, _, device_class = take.partition("~")
-            roots.append(root)
-            if device_class and device_class not in classes:
-                classes.append(device_class)
-            if root not in by_name:
-                continue
-            for osd, above in _leaves(by_name[root], nodes):
-                if device_class and osd.get("device_class") != device_class:
-                    continue
-                osds[osd["id"]] = osd
-                bucket = next((b for b in reversed([*above, osd]) if b.get("type") == domain),
-                              None)
-                if bucket is not None and _is_in(osd):
-                    domains.add(bucket["id"])
-        out[r["rule_name"]] = CrushRule(
-            name=r["rule_name"], id=int(r["rule_id"]), replicated=r.get("type", 1) == 1,
-            root=", ".join(roots), device_class=", ".join(classes) or None,
-            failure_domain=domain, osds=len(osds),
-            osds_usable=sum(o.get("status") == "up" and _is_in(o) for o in osds.values()),
-            domains=len(domains))
+        out[r["rule_name"]] = rule_reach(r["rule_name"], int(r["rule_id"]), takes, domain,
+                                         nodes, replicated=r.get("type", 1) == 1)
     return out
 
 
@@ -175,15 +135,12 @@ def _pool_pg_states(conn: CephConnection, detail: list[dict]) -> dict[str, dict[
     return out
 
 
-def _read_pool_init(conn: CephConnection, pool: str) -> str:
-    """librbd's validation marker: one read of one small object. With the connection's OSD
-    op timeout a read that cannot be served fails instead of waiting."""
-    try:
-        with conn.ioctx(pool) as ioctx:
-            data = ioctx.read(RBD_INFO, 64)
-    except CephCommandError as e:
-        return POOL_INIT_MISSING if e.errno == errnos.ENOENT else POOL_INIT_UNKNOWN
-    return VALIDATED if data == POOL_VALIDATED else POOL_INIT_STARTED
+def _pool_init(read: bytes | CephCommandError) -> str:
+    """librbd's validation marker, from one read of rbd_info (a read that cannot be served
+    fails with the connection's OSD op timeout instead of waiting)."""
+    if isinstance(read, CephCommandError):
+        return POOL_INIT_MISSING if read.errno == errnos.ENOENT else POOL_INIT_UNKNOWN
+    return VALIDATED if read == POOL_VALIDATED else POOL_INIT_STARTED
 
 
 def _pool_inits(conn: CephConnection, pools: list[PoolState], health: Health
@@ -191,10 +148,10 @@ def _pool_inits(conn: CephConnection, pools: list[PoolState], health: Health
     """Read rbd_info of every pool at once; a pool whose PGs are not all active (or not
     known to be) is not read: it is reported unknown rather than waited for."""
     readable = [p for p in pools if health.inactive_pgs(p.name) == 0]
-    found = conn.concurrently([lambda p=p: _read_pool_init(conn, p.name) for p in readable])
+    found = conn.read_objects([(p.name, RBD_INFO, 64) for p in readable])
     out = {p.name: replace(p, pool_init=POOL_INIT_UNKNOWN) for p in pools}
-    out.update({p.name: replace(p, pool_init=state)
-                for p, state in zip(readable, found, strict=True)})
+    out.update({p.name: replace(p, pool_init=_pool_init(read))
+                for p, read in zip(readable, found, strict=True)})
     return out
 
 
@@ -235,8 +192,7 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
         for e in (auth or {}).get("auth_dump", [])
         if e["entity"].startswith("client.")
     }
-    files = {entity: read_keyring_file(path, entity)
-             for entity, path in (keyring_paths or {}).items()}
+    files = read_keyring_files(keyring_paths or {})
     return ClusterState(
         fsid=conn.fsid(),
         pools=pools,
@@ -251,6 +207,7 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
         rules=_rules(rules, tree or {}),
         default_crush_rule=_default_rule(rules, config),
         health=health,
+        crush_nodes=tree_nodes(tree or {}),
     )
 
 

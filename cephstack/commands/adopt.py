@@ -31,7 +31,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from cephstack.audit import audit, exit_code, rbd_users, recognise
     from cephstack.catalog import desired_clients
     from cephstack.ceph.observe import observe, volume_snapshots
-    from cephstack.keyfiles import read_keyring_file
+    from cephstack.keyfiles import read_keyring_files
     from cephstack.report import audit_json, audit_text, dumps
 
     spec = load_spec_of(args) if args.spec else None
@@ -45,8 +45,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                           for e in rbd_users(state)})
         # The keyring files are local: read them into the one observed state, no second
         # round of mon commands.
-        state = replace(state, keyring_files={e: read_keyring_file(p, e)
-                                              for e, p in paths.items()})
+        state = replace(state, keyring_files=read_keyring_files(paths))
         roles, _ = recognise(state, spec)
         volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
                                for p in r.pools} & set(state.pools))

@@ -110,7 +110,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                             hint="run cephstack plan --out again and review it")
         if not as_json:
             print_out(plan_text(plan))
-        if plan.empty:
+        if plan.empty and not plan.refusals:  # refused with nothing to do: not converged
             if as_json:
                 print_out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent)))
             return 0

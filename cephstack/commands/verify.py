@@ -40,7 +40,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         progress = (lambda _: None) if args.output == "json" else (
             lambda step: print_err(f"  ... {step}"))
         report = run_verify(spec, admin, only=args.only, progress=progress,
-                            lock_wait=args.lock_wait)
+                            lock_wait=args.lock_wait, evacuate_wait=args.evacuate_wait)
     print_out(dumps(verify_json(report)) if args.output == "json" else verify_text(report))
     if report.error is not None:
         return report.error.exit_code
@@ -54,7 +54,8 @@ def register(sub, fmt) -> None:
                        "and run its real RBD workflows: Glance upload/download/delete, Cinder "
                        "volumes, snapshots and clones (copy-on-write from images), backups "
                        "and restores, Nova guest disks, an evacuate takeover after a host "
-                       "crash; then a least-privilege matrix. Everything it creates carries "
+                       "crash (fenced as Nova's user: seconds; --evacuate-wait for librbd's "
+                       "own, ~30 s); then a least-privilege matrix. Everything it creates carries "
                        "one run marker and is removed at the end, even after a failure or "
                        "Ctrl-C. Never changes caps or pool settings. Exit 0 only if every "
                        "step passed.")
@@ -65,6 +66,12 @@ def register(sub, fmt) -> None:
     p.add_argument("--cleanup", action="store_true",
                    help="only remove leftovers of verify runs that were killed, touching "
                    "nothing else (runs still alive are left alone)")
+    p.add_argument("--evacuate-wait", action="store_true",
+                   help="prove the evacuate takeover by librbd's own path: the new host "
+                   "waits until the OSDs drop the crashed client's watch "
+                   "(osd_client_watch_timeout, 30 s by default), then librbd blocklists it. "
+                   "Default: the fencing path an operator takes (cephstack fence), as Nova's "
+                   "user: blocklist the dead client, break its lock; seconds")
     add_lock_wait(p)
     add_output(p)
     p.set_defaults(func=cmd_verify)

@@ -60,6 +60,9 @@ class VerifyReport:
     run_id: str
     steps: list[StepResult] = field(default_factory=list)
     takeover_seconds: float | None = None
+    # How the evacuate takeover went: "fence" (blocklist + lock break as Nova's user, the
+    # default) or "wait" (librbd's own, after the OSD watch timeout: --evacuate-wait).
+    takeover_path: str | None = None
     cleanup: list[str] = field(default_factory=list)
     # The run stopped early: the cluster stopped answering (a timeout), or was unreachable.
     aborted: Any = None  # a CephstackError

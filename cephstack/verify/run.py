@@ -46,7 +46,9 @@ def _selected(spec: Spec, only: str | None) -> list[str]:
 
 def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
                progress: Callable[[str], None] = lambda _: None,
-               lock_wait: float = 0.0) -> VerifyReport:
+               lock_wait: float = 0.0, evacuate_wait: bool = False) -> VerifyReport:
+    """`evacuate_wait`: prove librbd's own takeover (bounded by osd_client_watch_timeout,
+    30 s by default) instead of the fencing path (blocklist, break the lock: seconds)."""
     _selected(spec, only)  # a bad --only fails before anything is locked
     names = RunNames()
     interrupt.configure(grace=cleanup_budget(admin), hint=(
@@ -54,7 +56,7 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
         "removes what a run killed outright left"))
     with runlock.hold(admin, "verify", runlock.SHARED, lock_wait, run=names.run_id) as lock:
         try:
-            report = _run(spec, admin, only, progress, names)
+            report = _run(spec, admin, only, progress, names, evacuate_wait)
         except CleanupIncomplete:
             lock.keep_record()
             raise
@@ -64,7 +66,8 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
 
 
 def _run(spec: Spec, admin: CephConnection, only: str | None,
-         progress: Callable[[str], None], names: RunNames) -> VerifyReport:
+         progress: Callable[[str], None], names: RunNames,
+         evacuate_wait: bool = False) -> VerifyReport:
     services = _selected(spec, only)
     ctx = Context(spec, names, {
         kind: Identity(kind, f"client.{s.user}", spec.keyrings.path_for(f"client.{s.user}"),
@@ -86,7 +89,7 @@ def _run(spec: Spec, admin: CephConnection, only: str | None,
                                  "the backup driver reads source volumes as Cinder's user")
         needed.add("cinder-volume")
     try:
-        _workflows(ctx, runner, report, admin, services, needed, only)
+        _workflows(ctx, runner, report, admin, services, needed, only, evacuate_wait)
     except ABORTS as e:
         report.aborted = e
     except BaseException as e:  # a failure, Ctrl-C or SIGTERM: clean up, then let it go on
@@ -116,15 +119,18 @@ def _finish(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConne
 
 
 def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConnection,
-               services: list[str], needed: set[str], only: str | None) -> None:
+               services: list[str], needed: set[str], only: str | None,
+               evacuate_wait: bool = False) -> None:
     spec = ctx.spec
     takeover: Takeover | None = None
     try:
         connected = {k for k in SERVICE_KINDS if k in needed and workflows.connect(ctx, runner,
                                                                                     k)}
         if "nova" in services and "nova" in connected:
-            takeover = Takeover(ctx)
-            takeover.start()  # the second host waits ~30 s; the other workflows run meanwhile
+            takeover = Takeover(ctx, wait=evacuate_wait)
+            # The crash and the fence (well under a second), then the second host writes
+            # (with evacuate_wait it waits ~30 s) while the other workflows run.
+            takeover.start()
         if "glance" in connected:
             workflows.glance(ctx, runner)
         if "cinder-volume" in services and "cinder-volume" in connected:
@@ -135,6 +141,7 @@ def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephCo
             workflows.nova(ctx, runner)
         if takeover is not None:
             report.takeover_seconds = finish(ctx, runner, takeover)
+            report.takeover_path = takeover.path
         if only in (None, config.SERVICE):
             config.checks(ctx, runner)
         for kind in services:

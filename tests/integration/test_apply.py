@@ -213,12 +213,17 @@ clients:
   odd: {caps: {osd: "allow rwx pool=scratch nonsense-word"}}
 keyrings: {directory: /var/openstack/ceph}
 """
-    path = cluster.write_spec("bad.yaml", bad)
+    path = cluster.write_spec("bad.yaml", bad.replace("clients:\n", "clients:\n  fine: "
+                                                      "{caps: {mon: 'allow r'}}\n"))
     out = cluster.cli("apply", "-f", str(path), "--yes")
     assert out.returncode == 1
-    assert "'auth get-or-create' failed" in out.stderr and "client.odd" in out.stderr
+    assert "the monitor refuses the caps of client.odd: osd capability parse failed" in out.stderr
     with cluster.admin() as conn:
         assert "scratch" in conn.mon("osd pool ls")
+        entities = {e["entity"] for e in conn.mon("auth ls")["auth_dump"]}
+    # The user whose caps the monitor took was imported; the refused one was not.
+    assert "client.fine" in entities and "client.odd" not in entities
+    assert "client.cephstack-caps-check" not in entities  # the check changes nothing
     fixed = cluster.write_spec("bad.yaml", bad.replace(" nonsense-word", ""))
     assert cluster.cli("apply", "-f", str(fixed), "--yes").returncode == 0
     assert cluster.cli("plan", "-f", str(fixed), "--detailed-exitcode").returncode == 0
@@ -300,3 +305,77 @@ def test_saved_plan_applies_only_to_the_state_it_was_made_for(cluster, applied):
     with cluster.admin() as conn:
         assert "saved-pool" in conn.mon("osd pool ls")
     assert "AQ" not in saved.read_text()
+
+
+# -- cost in monitor commits, not in entities -------------------------------------------
+
+
+def _commits(cluster) -> dict[str, int]:
+    """The monitor's own counters: osdmap epochs and auth commits (`ceph report`)."""
+    with cluster.admin() as conn:
+        report = conn.mon("report")
+    return {"osdmap": report["osdmap_last_committed"], "auth": report["auth"]["last_committed"]}
+
+
+def _clients_spec(users: dict[str, str], pools: str = "{}") -> str:
+    lines = [f"  {u}: {{caps: {{mon: 'profile rbd', osd: '{osd}'}}}}" for u, osd in users.items()]
+    return ("cluster: {conf: /etc/ceph/ceph.conf, keyring: /etc/ceph/ceph.client.admin.keyring}\n"
+            f"pools: {pools}\nclients:\n" + "\n".join(lines) +
+            "\nkeyrings: {directory: /var/openstack/ceph}\n")
+
+
+def test_any_number_of_new_users_costs_one_auth_commit(cluster, applied):
+    users = {f"many{i:02d}": f"profile rbd pool=p{i % 3}" for i in range(40)}
+    path = cluster.write_spec("many.yaml", _clients_spec(users))
+    before = _commits(cluster)
+    done = cluster.cli("apply", "-f", str(path), "--yes")
+    after = _commits(cluster)
+    assert done.returncode == 0, done.stderr
+    assert after["auth"] - before["auth"] == 1  # one `auth import`, not 40 commits
+    assert after["osdmap"] == before["osdmap"]
+    with cluster.admin() as conn:
+        auth = {e["entity"]: e for e in conn.mon("auth ls")["auth_dump"]}
+    for user in users:
+        entity = f"client.{user}"
+        assert auth[entity]["caps"] == {"mon": "profile rbd", "osd": users[user]}
+        keyring = cluster.workdir / "keys" / f"ceph.{entity}.keyring"
+        assert keyring_key(keyring.read_text(), entity).reveal() == auth[entity]["key"]
+    assert len({auth[f"client.{u}"]["key"] for u in users}) == len(users)
+    with cluster.connect_as("client.many07", str(cluster.workdir / "keys" /
+                                                  "ceph.client.many07.keyring")) as conn:
+        assert conn.mon("osd pool ls") is not None  # Ceph takes the key cephstack made
+
+
+def test_caps_changes_and_new_users_cost_one_auth_commit_and_keep_keys(cluster, applied):
+    first = {f"keep{i}": "profile rbd pool=a" for i in range(4)}
+    path = cluster.write_spec("keep.yaml", _clients_spec(first))
+    assert cluster.cli("apply", "-f", str(path), "--yes").returncode == 0
+    keys_before = dict(zip(first, _keys(cluster, first), strict=True))
+    changed = {**first, "keep1": "profile rbd pool=b", "keep2": "profile rbd pool=a, "
+               "profile rbd-read-only pool=b", "keep9": "profile rbd pool=c"}
+    path = cluster.write_spec("keep.yaml", _clients_spec(changed))
+    before = _commits(cluster)
+    done = cluster.cli("apply", "-f", str(path), "--yes", "--allow-disruptive")
+    after = _commits(cluster)
+    assert done.returncode == 0, done.stderr
+    assert after["auth"] - before["auth"] == 1
+    assert dict(zip(first, _keys(cluster, first), strict=True)) == keys_before  # unchanged
+    with cluster.admin() as conn:
+        caps = {e["entity"]: e["caps"] for e in conn.mon("auth ls")["auth_dump"]}
+    assert {u: caps[f"client.{u}"]["osd"] for u in changed} == changed
+    assert cluster.cli("plan", "-f", str(path), "--detailed-exitcode").returncode == 0
+
+
+def test_new_initialised_pools_cost_three_osdmap_epochs_whatever_their_number(cluster,
+                                                                              applied):
+    pools = "{" + ", ".join(f"epoch{i}: {{pg_num: 1}}" for i in range(6)) + "}"
+    path = cluster.write_spec("epochs.yaml", _clients_spec({}, pools).replace(
+        "clients:\n\n", "clients: {}\n"))
+    before = _commits(cluster)
+    done = cluster.cli("apply", "-f", str(path), "--yes")
+    after = _commits(cluster)
+    assert done.returncode == 0, done.stderr
+    # create; rbd application + validation snapshot; its release: one epoch each, for all
+    # six pools at once
+    assert after["osdmap"] - before["osdmap"] == 3
+    assert after["auth"] == before["auth"]

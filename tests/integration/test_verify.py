@@ -76,7 +76,11 @@ def test_default_spec_passes_every_step(cluster, spec):
     assert failed == {"nova: direct snapshot into the images pool": "skip",
                       "config: rendered configuration agrees with the cluster": "skip"}
     assert proc.returncode == 0 and data["passed"] is True
-    assert 0 < data["takeover_seconds"] < 90
+    # The takeover went the fencing path, as Nova's own user: the dead client's instance
+    # blocklisted, then its lock broken (not librbd waiting out the OSD watch timeout).
+    assert data["takeover_path"] == "fence" and data["takeover_seconds"] > 0
+    evac = next(s for s in data["steps"] if s["name"].startswith("evacuate"))
+    assert "fenced as client.nova (blocklisted 127.0.0.1:0/" in evac["detail"]
     names = results(data)
     for must in ("cinder-volume: volume from image (copy-on-write clone)",
                  "nova: boot from image (copy-on-write clone)",
@@ -176,6 +180,22 @@ def test_interrupted_run_cleans_up_after_itself(cluster, spec, sig):
     proc.stderr.read()
     assert proc.wait(timeout=120) == 128 + sig  # 130 for SIGINT, 143 for SIGTERM
     assert pool_contents(cluster) == before
+
+
+def test_evacuate_wait_proves_librbds_own_takeover(cluster, spec):
+    """--evacuate-wait: no fence; librbd on the new host waits until the OSD drops the dead
+    client's watch, then blocklists it itself (the watch timeout lowered here to 5 s)."""
+    with cluster.admin() as conn:
+        conn.mon("config set", who="osd", name="osd_client_watch_timeout", value="5")
+    try:
+        proc, data = verify(cluster, spec, "--only", "nova", "--evacuate-wait")
+    finally:
+        with cluster.admin() as conn:
+            conn.mon("config rm", who="osd", name="osd_client_watch_timeout")
+    assert proc.returncode == 0, data
+    assert data["takeover_path"] == "wait"
+    evac = results(data)["nova: evacuate: take over a crashed host's disk"]
+    assert evac == "pass"
 
 
 def test_direct_snapshots_write_into_images(cluster, spec):

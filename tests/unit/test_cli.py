@@ -75,3 +75,19 @@ def test_pure_modules_do_not_load_librados():
             "cephstack.render.bundle, cephstack.cli; "
             "sys.exit('rados' in sys.modules or 'rbd' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_each_command_line_builds_only_what_it_needs():
+    from cephstack.cli import build_parser
+
+    every = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in every:  # a command registered alone parses as with every family
+        assert name in build_parser([name])._subparsers._group_actions[0].choices
+    # plan and apply import no other command's implementation (start-up of a no-op apply)
+    proc = subprocess.run([sys.executable, "-c", "import sys; from cephstack.cli import "
+                           "build_parser; build_parser(['--debug', 'apply', '-f', 'x'])."
+                           "parse_args(['apply', '-f', 'x']); print(' '.join(sys.modules))"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    loaded = set(proc.stdout.split())
+    assert not loaded & {"cephstack.status", "cephstack.audit", "cephstack.verify",
+                         "cephstack.render", "yaml", "rados"}

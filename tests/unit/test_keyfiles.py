@@ -20,6 +20,7 @@ from cephstack.keyfiles import (
     keyring_key,
     keyring_text,
     read_keyring_file,
+    read_keyring_files,
     set_file_access,
     write_atomic,
 )
@@ -250,6 +251,23 @@ def test_observing_a_keyring_removes_its_stale_temp_files(keys):
     stale.write_text(keyring_text(ENTITY, Secret(K1)))
     assert read_keyring_file(str(keys / f"ceph.{ENTITY}.keyring"), ENTITY).exists is False
     assert not stale.exists()
+
+
+def test_many_keyrings_are_read_with_one_listing_of_their_directory(keys, monkeypatch):
+    for n in range(50):
+        write_atomic(str(keys / f"ceph.client.u{n}.keyring"),
+                     keyring_text(f"client.u{n}", Secret(K1)), 0o600)
+    stale = keys / ".ceph.client.u7.keyring.k1ll3d__.tmp"
+    stale.write_text(keyring_text("client.u7", Secret(K2)))
+    listings = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda fd: listings.append(fd) or real(fd))
+    paths = {f"client.u{n}": str(keys / f"ceph.client.u{n}.keyring") for n in range(60)}
+    found = read_keyring_files(paths)
+    assert len(listings) == 1 and not stale.exists()
+    assert [found[f"client.u{n}"].exists for n in (0, 49, 50)] == [True, True, False]
+    assert found["client.u7"].key == Secret(K1) and found["client.u7"].mode == 0o600
+    assert found["client.u50"] == read_keyring_file(paths["client.u50"], "client.u50")
 
 
 # -- modes and directories ------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -360,18 +359,14 @@ class FakeConn:
             raise CephCommandError(prefix, errno.ETIMEDOUT, "timed out")
         return self.brief
 
-    @contextmanager
-    def ioctx(self, name):
-        conn = self
-
-        class Ioctx:
-            def read(self, obj, length):
-                conn.read.append((name, obj))
-                value = conn.objects[name]
-                if isinstance(value, int):
-                    raise CephCommandError(f"read on pool {name}", value, "")
-                return value
-        yield Ioctx()
+    def read_objects(self, reads):
+        out = []
+        for name, obj, _length in reads:
+            self.read.append((name, obj))
+            value = self.objects[name]
+            out.append(CephCommandError(f"read on pool {name}", value, "")
+                       if isinstance(value, int) else value)
+        return out
 
 
 def test_pool_init_reads_one_object_per_pool_with_active_pgs():
