@@ -25,6 +25,13 @@ def _q(value: object) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar
 
 
+def _flow(value: object) -> str:
+    """A value as YAML flow text: mappings as {k: v}, strings quoted."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_flow(v)}" for k, v in value.items()) + "}"
+    return _q(value)
+
+
 def _services_for(roles: list[Role], images: str | None) -> dict[str, ServiceSpec]:
     """One service per kind: the first recognised user of each that writes a pool."""
     out: dict[str, ServiceSpec] = {}
@@ -40,7 +47,7 @@ def _services_for(roles: list[Role], images: str | None) -> dict[str, ServiceSpe
 
 
 def import_spec(state: ClusterState, cluster: ClusterSettings, keyring_dir: str | None,
-                fix: bool, adopt: Callable[[dict[str, str]], dict[str, list[str]]] | None = None
+                fix: bool, adopt: Callable[[dict[str, str]], dict[str, dict]] | None = None
                 ) -> str:
     """A spec describing the cluster's RBD pools and OpenStack users. `adopt`: service kind
     -> user gives extra spec fields per service (pins read from existing service files)."""
@@ -92,7 +99,8 @@ def import_spec(state: ClusterState, cluster: ClusterSettings, keyring_dir: str 
             s = services[kind]
             pools = f"pools: [{', '.join(_q(p) for p in s.pools)}]" if kind == \
                 "cinder-volume" else f"pool: {_q(s.pools[0])}"
-            extra = "".join(f", {field}" for field in pins.get(kind, []))
+            extra = "".join(f", {key}: {_flow(value)}" for key, value in
+                            pins.get(kind, {}).items())
             lines.append(f"  {kind}: {{user: {_q(s.user)}, {pools}{extra}}}")
     clients = sorted(e for e in users if e not in service_users)
     lines += ["", "clients:" + ("" if clients else " {}")]

@@ -61,7 +61,7 @@ def _service_files(args: argparse.Namespace):
     if not (args.cinder_conf or args.nova_conf):
         return None
     from cephstack.render.drift import read_rendered
-    from cephstack.render.existing import adoption_fields
+    from cephstack.render.existing import adopted_pins
 
     def text(path: str | None) -> str | None:
         if path and (found := read_rendered(Path(path))) is None:
@@ -69,8 +69,8 @@ def _service_files(args: argparse.Namespace):
         return found if path else None
 
     cinder, nova = text(args.cinder_conf), text(args.nova_conf)
-    return lambda users: adoption_fields(cinder, nova, users.get("cinder-volume"),
-                                         users.get("nova"))
+    return lambda users: adopted_pins(cinder, nova, users.get("cinder-volume"),
+                                      users.get("nova"))
 
 
 def cmd_import(args: argparse.Namespace) -> int:

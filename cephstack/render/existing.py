@@ -7,7 +7,6 @@ a host the same way `render --merge-into` does on the admin machine."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cephstack.errors import CephstackError
@@ -137,32 +136,28 @@ def merge_service_file(path: str, text: str, sections: list[Section],
     return Merged(ini.text(), tuple(notes))
 
 
-def _q(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a valid YAML flow scalar
-
-
-def adoption_fields(cinder_conf: str | None, nova_conf: str | None, cinder_user: str | None,
-                    nova_user: str | None) -> dict[str, list[str]]:
+def adopted_pins(cinder_conf: str | None, nova_conf: str | None, cinder_user: str | None,
+                 nova_user: str | None) -> dict[str, dict]:
     """What `cephstack import` pins from existing cinder.conf / nova.conf, as spec fields per
-    service: the Ceph backends' sections and names, and the libvirt secret UUIDs."""
-    out: dict[str, list[str]] = {}
+    service kind: the Ceph backends' sections and names, and the libvirt secret UUIDs."""
+    out: dict[str, dict] = {}
     if cinder_conf is not None and cinder_user:
-        ini, pins, uuids = IniLines.parse(cinder_conf), [], set()
+        ini, pins, uuids = IniLines.parse(cinder_conf), {}, set()
         for name, _ in ini.sections():
             have = ini.section_options(name)
             if have.get("volume_driver") == RBD_DRIVER and have.get("rbd_user") == cinder_user \
                     and have.get("rbd_ceph_conf", CEPH_CONF) == CEPH_CONF:
-                backend = have.get("volume_backend_name", name)
-                pins.append(f"{_q(have.get('rbd_pool', 'rbd'))}: {{section: {_q(name)}, "
-                            f"volume_backend_name: {_q(backend)}}}")
+                pins[have.get("rbd_pool", "rbd")] = {
+                    "section": name, "volume_backend_name": have.get("volume_backend_name", name)}
                 uuids.add(have.get("rbd_secret_uuid"))
-        if pins:
-            out["cinder-volume"] = [f"backends: {{{', '.join(pins)}}}"]
+        cinder = {"backends": pins} if pins else {}
         if len(uuids) == 1 and (uuid := uuids.pop()):
-            out.setdefault("cinder-volume", []).append(f"secret_uuid: {uuid}")
+            cinder["secret_uuid"] = uuid
+        if cinder:
+            out["cinder-volume"] = cinder
     if nova_conf is not None and nova_user:
         ini = IniLines.parse(nova_conf)
         if ini.value("libvirt", "rbd_user") == nova_user and \
                 (uuid := ini.value("libvirt", "rbd_secret_uuid")):
-            out["nova"] = [f"secret_uuid: {uuid}"]
+            out["nova"] = {"secret_uuid": uuid}
     return out

@@ -195,19 +195,21 @@ def test_dry_run_and_links_change_nothing(tmp_path):
 
 
 def test_import_pins_what_existing_files_use_and_the_merge_then_adopts_them(tmp_path):
-    from cephstack.render.existing import adoption_fields
+    from cephstack.adopt import _flow
+    from cephstack.render.existing import adopted_pins
 
     nova = "[libvirt]\nrbd_user = nova\nrbd_secret_uuid = 11111111-2222-3333-4444-555555555555\n"
-    fields = adoption_fields(CINDER_CEPH, nova, "cinder-volume", "nova")
-    assert fields == {
-        "cinder-volume": ['backends: {"volume": {section: "ceph", volume_backend_name: "ceph"}}',
-                          "secret_uuid: 457eb676-33da-42ec-9a8c-9293d545c337"],
-        "nova": ["secret_uuid: 11111111-2222-3333-4444-555555555555"]}
-    spec = parse_spec(DEFAULT_SPEC.replace(
-        "pools: [volume]}", "pools: [volume], " + ", ".join(fields["cinder-volume"]) + "}")
-        .replace("    direct_snapshots: false", "    direct_snapshots: false\n    "
-                 + fields["nova"][0]))
+    pins = adopted_pins(CINDER_CEPH, nova, "cinder-volume", "nova")
+    assert pins == {
+        "cinder-volume": {"backends": {"volume": {"section": "ceph",
+                                                  "volume_backend_name": "ceph"}},
+                          "secret_uuid": "457eb676-33da-42ec-9a8c-9293d545c337"},
+        "nova": {"secret_uuid": "11111111-2222-3333-4444-555555555555"}}
+    cinder = ", ".join(f"{k}: {_flow(v)}" for k, v in pins["cinder-volume"].items())
+    spec = parse_spec(DEFAULT_SPEC.replace("pools: [volume]}", f"pools: [volume], {cinder}}}")
+                      .replace("    direct_snapshots: false", "    direct_snapshots: false\n"
+                               "    secret_uuid: 11111111-2222-3333-4444-555555555555"))
     path, outcome = merge(tmp_path, "cinder.conf", CINDER_CEPH, "cinder", spec)
     assert "[rbd-volume]" not in path.read_text()
     merge(tmp_path, "nova.conf", nova, "nova", spec)
-    assert adoption_fields(CINDER_CEPH, None, "someone-else", None) == {}
+    assert adopted_pins(CINDER_CEPH, None, "someone-else", None) == {}
