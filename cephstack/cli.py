@@ -31,6 +31,7 @@ from cephstack.commands import (
     plan_apply,
     render,
     report,
+    rotate,
     sandbox,
     status,
     verify,
@@ -39,7 +40,8 @@ from cephstack.commands.common import EXIT_CODES, print_err, print_out
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
 
 # The order of `cephstack --help`.
-_FAMILIES = (init, plan_apply, verify, adopt, status, fence, report, render, host, sandbox)
+_FAMILIES = (init, plan_apply, verify, adopt, status, fence, rotate, report, render, host,
+             sandbox)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
