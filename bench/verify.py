@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark: the full `cephstack verify` on a fresh sandbox, total and per step.
 
-Two whole verify processes in the same run, on the same sandbox: as shipped (the evacuate
-takeover by the fencing path: the dead client blocklisted and its lock broken as Nova's
-user) and with `--evacuate-wait` (librbd's own takeover, which waits until the OSDs drop
-the dead client's watch: osd_client_watch_timeout, 30 s by default). The old path's
-takeover waits on a timer, not on work, so it was the floor of a verify run. To show what
-bounds it, a third run lowers osd_client_watch_timeout and takes over the old way again.
+Whole verify processes in the same run, on the same sandbox: the seed spec as shipped (the
+evacuate takeover by the fencing path: the dead client blocklisted and its lock broken as
+Nova's user), the same spec with a second Cinder backend (its workflows run alongside the
+first's, so it should cost about nothing), and with `--evacuate-wait` (librbd's own
+takeover, which waits until the OSDs drop the dead client's watch:
+osd_client_watch_timeout, 30 s by default). The old path's takeover waits on a timer, not
+on work, so it was the floor of a verify run. To show what bounds it, a last run lowers
+osd_client_watch_timeout and takes over the old way again.
 
     .venv/bin/python bench/verify.py
 """
@@ -55,6 +57,16 @@ def main() -> int:
                 print(f"{s['service'] + ': ' + s['name']:<62} {s['result']:<6} "
                       f"{s['seconds']:>8.2f}")
             takeover = report["takeover_seconds"]
+            two = Path(tmp) / "two-backends.yaml"
+            two.write_text(spec.read_text()
+                           .replace("  vm:      {pg_num: 32}",
+                                    "  vm:      {pg_num: 32}\n  fast:    {pg_num: 16}")
+                           .replace("pools: [volume]", "pools: [volume, fast]"))
+            _, applied = run("apply", "-f", str(two), "--yes")
+            assert applied.returncode == 0, applied.stderr
+            two_total, two_proc = run("verify", "-f", str(two), "--output", "json")
+            two_report = json.loads(two_proc.stdout)
+            two_backends = sorted({s["backend"] for s in two_report["steps"] if s["backend"]})
             old_total, old_proc = run("verify", "-f", str(spec), "--evacuate-wait",
                                       "--output", "json")
             old = json.loads(old_proc.stdout)
@@ -66,18 +78,21 @@ def main() -> int:
             short_takeover = json.loads(short.stdout)["takeover_seconds"]
         finally:
             box.down()
-    passed = report["passed"] and old["passed"]
+    passed = report["passed"] and old["passed"] and two_report["passed"]
     print()
     print(f"verify total (whole process): {total:.1f} s, "
-          f"{'passed' if report['passed'] else 'FAILED'}; evacuate takeover "
-          f"{takeover:.1f} s ({report['takeover_path']})")
+          f"{'passed' if report['passed'] else 'FAILED'}, {len(report['steps'])} steps; "
+          f"evacuate takeover {takeover:.1f} s ({report['takeover_path']})")
+    print(f"verify with two Cinder backends ({', '.join(two_backends)}): {two_total:.1f} s, "
+          f"{'passed' if two_report['passed'] else 'FAILED'}, {len(two_report['steps'])} steps "
+          f"({two_total / total:.2f}x the one-backend run)")
     print(f"verify --evacuate-wait (the old path): {old_total:.1f} s, "
           f"{'passed' if old['passed'] else 'FAILED'}; evacuate takeover "
           f"{old['takeover_seconds']:.1f} s ({old['takeover_path']})")
     print(f"old / new = {old_total / total:.2f}x faster (same run, same sandbox)")
     print(f"what bounds the old path: osd_client_watch_timeout = {watch} s -> takeover "
           f"{old['takeover_seconds']:.1f} s; set to 10 s -> takeover {short_takeover:.1f} s")
-    print("target: total under 60 s; the takeover in seconds, not 30")
+    print("target: the seed spec's verify at most 15 s; more backends must not slow it")
     return 0 if passed else 1
 
 

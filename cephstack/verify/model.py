@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ def probe_name(run_id: str) -> str:
     run id alone, so cleanup removes it by name instead of listing pools."""
     return f"{PROBE_PREFIX}{run_id}{MARKER}probe"
 
+
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
 
@@ -33,11 +35,15 @@ PASS, FAIL, SKIP = "pass", "fail", "skip"
 class RunNames:
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     _count: int = 0
+    # Workflows run in several threads at once: each name must still be given once.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def uuid(self) -> str:
         """A uuid-shaped id carrying the run marker."""
-        self._count += 1
-        return f"{self.run_id}{MARKER}{self._count:012x}"
+        with self._lock:
+            self._count += 1
+            count = self._count
+        return f"{self.run_id}{MARKER}{count:012x}"
 
     def probe(self) -> str:
         return probe_name(self.run_id)
@@ -53,6 +59,7 @@ class StepResult:
     error: str = ""  # Ceph's error
     cause: str = ""  # what it means for OpenStack
     fix: str = ""
+    backend: str = ""  # cinder.conf section of the Cinder backend the step ran on, if any
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""run_verify(): every selected service's workflows, the evacuate takeover, the least
-privilege matrix, then cleanup, always (also after a failure, a timeout, Ctrl-C or
-SIGTERM).
+"""run_verify(): every selected service's workflows (Cinder's on each of its backends),
+the evacuate takeovers, the least privilege matrix, then cleanup, always (also after a
+failure, a timeout, Ctrl-C or SIGTERM).
 
 The run holds the cluster's run lock, shared with other verifies (each touches only what
 carries its own run marker) and exclusive of apply; its lock record names the run, so
@@ -19,10 +19,11 @@ from cephstack.ceph import runlock
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephstackError, Interrupted
 from cephstack.spec import SERVICE_KINDS, Spec
-from cephstack.verify import config, privilege, workflows
+from cephstack.verify import cinder, config, privilege, workflows
 from cephstack.verify.cleanup import cleanup
 from cephstack.verify.evacuate import Takeover, finish
 from cephstack.verify.model import RunNames, VerifyReport
+from cephstack.verify.progress import Progress
 from cephstack.verify.runner import ABORTS, Runner
 from cephstack.verify.workflows import Context, Identity
 
@@ -45,16 +46,22 @@ def _selected(spec: Spec, only: str | None) -> list[str]:
 
 
 def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
-               progress: Callable[[str], None] = lambda _: None,
+               progress: Progress | None = None,
                lock_wait: float = 0.0, evacuate_wait: bool = False) -> VerifyReport:
     """`evacuate_wait`: prove librbd's own takeover (bounded by osd_client_watch_timeout,
-    30 s by default) instead of the fencing path (blocklist, break the lock: seconds)."""
+    30 s by default) instead of the fencing path (blocklist, break the lock: seconds).
+    `progress`: where each step's result goes as it finishes, and the live line of waits."""
     _selected(spec, only)  # a bad --only fails before anything is locked
     names = RunNames()
     interrupt.configure(grace=cleanup_budget(admin), hint=(
         f"verify removed what run {names.run_id} had made; `cephstack verify --cleanup` "
         "removes what a run killed outright left"))
-    with runlock.hold(admin, "verify", runlock.SHARED, lock_wait, run=names.run_id) as lock:
+    waits = (progress.waiting("the cluster's run lock (an apply holds it)")
+             if progress is not None and lock_wait > 0 else contextlib.nullcontext())
+    with contextlib.ExitStack() as stack:
+        with waits:  # the live line only while the lock is awaited
+            lock = stack.enter_context(runlock.hold(admin, "verify", runlock.SHARED,
+                                                    lock_wait, run=names.run_id))
         try:
             report = _run(spec, admin, only, progress, names, evacuate_wait)
         except CleanupIncomplete:
@@ -66,7 +73,7 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
 
 
 def _run(spec: Spec, admin: CephConnection, only: str | None,
-         progress: Callable[[str], None], names: RunNames,
+         progress: Progress | None, names: RunNames,
          evacuate_wait: bool = False) -> VerifyReport:
     services = _selected(spec, only)
     ctx = Context(spec, names, {
@@ -121,27 +128,40 @@ def _finish(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConne
 def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConnection,
                services: list[str], needed: set[str], only: str | None,
                evacuate_wait: bool = False) -> None:
+    """Two rounds of lanes run at once (their snapshot ids share the monitors' commits):
+    first Glance's upload, each backend's backups and the hosts' crashes and fences; then,
+    with the image there to clone, each Cinder backend's volumes and Nova's disks while
+    the second hosts take over. Then the checks that read the result, one at a time."""
     spec = ctx.spec
-    takeover: Takeover | None = None
+    takeovers: list[tuple[Takeover, str]] = []  # (takeover, its Cinder backend or "")
     try:
         connected = {k for k in SERVICE_KINDS if k in needed and workflows.connect(ctx, runner,
                                                                                     k)}
+        volume_backends = cinder.backends(spec)
         if "nova" in services and "nova" in connected:
-            takeover = Takeover(ctx, wait=evacuate_wait)
-            # The crash and the fence (well under a second), then the second host writes
-            # (with evacuate_wait it waits ~30 s) while the other workflows run.
-            takeover.start()
-        if "glance" in connected:
-            workflows.glance(ctx, runner)
+            takeovers.append((Takeover(ctx, wait=evacuate_wait), ""))
         if "cinder-volume" in services and "cinder-volume" in connected:
-            workflows.cinder(ctx, runner)
+            takeovers += [(Takeover(ctx, evacuate_wait, "cinder-volume", b.pool), b.section)
+                          for b in volume_backends]
+        first: list[Callable[[], object]] = []
+        if "glance" in connected:
+            first.append(lambda: workflows.glance(ctx, runner))
         if "cinder-backup" in services and {"cinder-backup", "cinder-volume"} <= connected:
-            workflows.backup(ctx, runner)
+            first += [lambda b=b: cinder.backup(ctx, runner, b) for b in volume_backends]
+        first += [lambda t=t: t.start(runner.progress) for t, _ in takeovers]
+        runner.parallel(first)
+        for takeover, _ in takeovers:
+            takeover.launch()  # from this thread: the second host lives as long as it
+        second: list[Callable[[], object]] = []
+        if "cinder-volume" in services and "cinder-volume" in connected:
+            second += [lambda b=b: cinder.volumes(ctx, runner, b) for b in volume_backends]
         if "nova" in services and "nova" in connected:
-            workflows.nova(ctx, runner)
-        if takeover is not None:
-            report.takeover_seconds = finish(ctx, runner, takeover)
-            report.takeover_path = takeover.path
+            second.append(lambda: workflows.nova(ctx, runner))
+        runner.parallel(second)
+        for takeover, backend in takeovers:
+            seconds = finish(ctx, runner, takeover, backend)
+            if takeover.service == "nova":
+                report.takeover_seconds, report.takeover_path = seconds, takeover.path
         if only in (None, config.SERVICE):
             config.checks(ctx, runner)
         for kind in services:
@@ -154,5 +174,5 @@ def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephCo
             report.cleanup += cleanup(admin, others, {ctx.names.run_id})
             workflows.glance_delete(ctx, runner)
     finally:
-        if takeover is not None:
+        for takeover, _ in takeovers:
             takeover.stop()

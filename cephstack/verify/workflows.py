@@ -1,4 +1,5 @@
-"""The RBD workflows of Glance, Cinder, Cinder-backup and Nova, run with each one's own key.
+"""The RBD workflows of Glance and Nova, run with each one's own key (Cinder's, per
+backend: cinder.py).
 
 Operations, names and snapshot names follow the real drivers (glance_store rbd,
 cinder rbd and ceph backup drivers, nova rbd_utils): a pass means the service will work.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from dataclasses import dataclass
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess, Translated
@@ -83,7 +83,7 @@ def connect(ctx: Context, runner: Runner, service: str) -> bool:
                        generic_fix="run cephstack apply: it creates the user and its keyring")
 
 
-def _clone_explained(ctx: Context, service: str) -> Explanation:
+def clone_explained(ctx: Context, service: str) -> Explanation:
     ident = ctx.identities[service]
     return Explanation(
         f"{ident.entity} cannot read pool {ctx.images_pool}: copy-on-write clones of Glance "
@@ -152,163 +152,6 @@ def glance_delete(ctx: Context, runner: Runner) -> None:
     runner.step(svc, "delete image (unprotect, remove snap, remove)", delete, explain=explain)
 
 
-# -- Cinder volume ------------------------------------------------------------------
-
-
-def cinder(ctx: Context, runner: Runner) -> None:
-    svc = "cinder-volume"
-    conn = ctx.conn(svc)
-    spec_service = ctx.spec.services[svc]
-    pool = spec_service.pools[0]
-    order = order_of(spec_service.chunk_size_mib or CINDER_CHUNK_MIB)
-    vol_a, snap_id = f"volume-{ctx.names.uuid()}", f"snapshot-{ctx.names.uuid()}"
-    data = os.urandom(2 * MiB)
-
-    def create() -> str:
-        conn.rbd("create", pool, vol_a, 8 * MiB, order, old_format=False)
-        with conn.image(pool, vol_a) as image:
-            image.write(data, MiB)
-            expect(image.read(MiB, len(data)) == data, "data read back differs")
-        return f"{pool}/{vol_a}, 8 MiB, data read back intact"
-
-    def snapshot() -> str:
-        with conn.image(pool, vol_a) as image:
-            image.create_snap(snap_id)
-            image.protect_snap(snap_id)
-        return f"{vol_a}@{snap_id} protected"
-
-    def clone_of(parent_pool: str, parent: str, snap: str, expected: bytes,
-                 at: int) -> str:
-        child = f"volume-{ctx.names.uuid()}"
-        conn.clone(parent_pool, parent, snap, pool, child)
-        with conn.image(pool, child) as image:
-            parent_pool_got, parent_got, snap_got = image.parent_info()
-            expect((parent_pool_got, parent_got, snap_got) == (parent_pool, parent, snap),
-                   f"{child} is not a copy-on-write child of {parent_pool}/{parent}@{snap}")
-            expect(image.read(at, len(expected)) == expected, "clone data differs")
-        return f"{child}: child of {parent_pool}/{parent}@{snap}"
-
-    def from_snapshot() -> str:
-        return clone_of(pool, vol_a, snap_id, data, MiB)
-
-    def clone_volume() -> str:
-        child_snap = f"volume-{ctx.names.uuid()}.clone_snap"
-        with conn.image(pool, vol_a) as image:
-            image.create_snap(child_snap)
-            image.protect_snap(child_snap)
-        return clone_of(pool, vol_a, child_snap, data, MiB)
-
-    def from_image() -> str:
-        assert ctx.images_pool and ctx.image_id
-        detail = clone_of(ctx.images_pool, ctx.image_id, "snap", ctx.image_data, 0)
-        return detail + " (no full copy)"
-
-    def extend() -> str:
-        with conn.image(pool, vol_a) as image:
-            image.resize(16 * MiB)
-            expect(image.size() == 16 * MiB, "size after extend is wrong")
-            expect(image.read(MiB, len(data)) == data, "data changed by extend")
-        return "8 -> 16 MiB, data intact"
-
-    created = "cinder-volume: create volume"
-    runner.step(svc, "create volume", create)
-    runner.step(svc, "snapshot (create, protect)", snapshot, needs=(created,))
-    runner.step(svc, "volume from snapshot (clone)", from_snapshot,
-                needs=("cinder-volume: snapshot (create, protect)",))
-    runner.step(svc, "clone of a volume (.clone_snap)", clone_volume, needs=(created,))
-    if ctx.images_pool:
-        runner.step(svc, "volume from image (copy-on-write clone)", from_image,
-                    needs=("glance: upload image (create, write, snap, protect)",),
-                    explain=lambda e: _clone_explained(ctx, svc))
-    runner.step(svc, "extend", extend, needs=(created,))
-
-
-# -- Cinder backup ------------------------------------------------------------------
-
-
-def _copy_diff(src: Translated, dst: Translated, from_snap: str | None) -> int:
-    """What `rbd export-diff | rbd import-diff` does: copy the changed extents."""
-    extents: list[tuple[int, int, bool]] = []
-    src.diff_iterate(0, src.size(), from_snap, lambda off, length, exists:
-                     extents.append((off, length, exists)))
-    for off, length, exists in extents:
-        if exists:
-            dst.write(src.read(off, length), off)
-        else:
-            dst.discard(off, length)
-    return sum(length for _, length, _ in extents)
-
-
-def backup(ctx: Context, runner: Runner) -> None:
-    svc = "cinder-backup"
-    volume_pool = ctx.spec.services["cinder-volume"].pools[0]
-    backup_pool = ctx.spec.services[svc].pools[0]
-    cinder, bkp = ctx.conn("cinder-volume"), ctx.conn(svc)
-    source = f"volume-{ctx.names.uuid()}"
-    backup_id = ctx.names.uuid()
-    base = f"{source}.backup.{backup_id}"
-    snaps: list[str] = []
-    size = 8 * MiB
-
-    def snapshot_source() -> str:
-        name = f"backup.{backup_id}.snap.{time.time():.6f}"
-        with cinder.image(volume_pool, source) as image:
-            image.create_snap(name)
-        snaps.append(name)
-        return name
-
-    def checksum(conn: CephConnection, pool: str, name: str, snap: str) -> str:
-        with conn.image(pool, name, snapshot=snap, read_only=True) as image:
-            return digest(read_all(image))
-
-    def transfer(from_snap: str | None, to_snap: str) -> str:
-        with (cinder.image(volume_pool, source, snapshot=to_snap, read_only=True) as src,
-              bkp.image(backup_pool, base) as dst):
-            moved = _copy_diff(src, dst, from_snap)
-            dst.create_snap(to_snap)  # import-diff recreates the snapshot on the base
-        want = checksum(cinder, volume_pool, source, to_snap)
-        got = checksum(bkp, backup_pool, base, to_snap)
-        expect(got == want, f"backup {base}@{to_snap} differs from the source")
-        return f"{moved // 1024} KiB copied, sha256 {got} matches the source"
-
-    def full() -> str:
-        cinder.rbd("create", volume_pool, source, size, order_of(CINDER_CHUNK_MIB),
-                   old_format=False)
-        with cinder.image(volume_pool, source) as image:
-            image.write(os.urandom(3 * MiB), 0)
-        snap = snapshot_source()
-        bkp.rbd("create", backup_pool, base, size, order_of(CINDER_CHUNK_MIB),
-                old_format=False, features=bkp.features("layering"))
-        return transfer(None, snap)
-
-    def incremental() -> str:
-        with cinder.image(volume_pool, source) as image:
-            image.write(os.urandom(MiB), 5 * MiB)
-        snap = snapshot_source()
-        return transfer(snaps[0], snap)
-
-    def restore(index: int) -> str:
-        target = f"volume-{ctx.names.uuid()}"
-        cinder.rbd("create", volume_pool, target, size, order_of(CINDER_CHUNK_MIB),
-                   old_format=False)
-        with (bkp.image(backup_pool, base, snapshot=snaps[index], read_only=True) as src,
-              cinder.image(volume_pool, target) as dst):
-            _copy_diff(src, dst, None)
-            got = digest(read_all(dst))
-        want = checksum(cinder, volume_pool, source, snaps[index])
-        expect(got == want, f"restored {target} differs from the source at {snaps[index]}")
-        return f"{target}: sha256 {got} matches the source at backup {index + 1}"
-
-    full_id = "cinder-backup: full backup (source as Cinder's user)"
-    runner.step(svc, "full backup (source as Cinder's user)", full,
-                needs=("cinder-volume: connect with its own keyring",))
-    runner.step(svc, "incremental backup (diff since the last backup)", incremental,
-                needs=(full_id,))
-    runner.step(svc, "restore the full backup", lambda: restore(0), needs=(full_id,))
-    runner.step(svc, "restore the incremental backup", lambda: restore(1),
-                needs=("cinder-backup: incremental backup (diff since the last backup)",))
-
-
 # -- Nova ---------------------------------------------------------------------------
 
 
@@ -371,7 +214,7 @@ def nova(ctx: Context, runner: Runner) -> None:
     if ctx.images_pool:
         runner.step(svc, "boot from image (copy-on-write clone)", boot,
                     needs=("glance: upload image (create, write, snap, protect)",),
-                    explain=lambda e: _clone_explained(ctx, svc))
+                    explain=lambda e: clone_explained(ctx, svc))
     runner.step(svc, "create a guest disk", create_plain)
     runner.step(svc, "resize snapshot and revert (nova-resize)", resize_revert,
                 needs=("nova: create a guest disk",))

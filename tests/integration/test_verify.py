@@ -26,12 +26,12 @@ SEED_CAPS = {
 }
 
 
-def pool_contents(cluster) -> dict[str, tuple]:
+def pool_contents(cluster, pools=POOLS) -> dict[str, tuple]:
     """What a pool holds for its users: objects, images, and the entries of librbd's
     indexes (the index objects themselves appear on first use and stay, empty)."""
     out = {}
     with cluster.admin() as conn:
-        for pool in POOLS:
+        for pool in pools:
             with conn.ioctx(pool) as ioctx:
                 objects = sorted(o.key for o in ioctx.target.list_objects())
                 entries = []
@@ -82,9 +82,10 @@ def test_default_spec_passes_every_step(cluster, spec):
     evac = next(s for s in data["steps"] if s["name"].startswith("evacuate"))
     assert "fenced as client.nova (blocklisted 127.0.0.1:0/" in evac["detail"]
     names = results(data)
-    for must in ("cinder-volume: volume from image (copy-on-write clone)",
+    for must in ("cinder-volume: volume from image (copy-on-write clone) [rbd-volume]",
+                 "cinder-volume: evacuate: take over a crashed host's volume [rbd-volume]",
                  "nova: boot from image (copy-on-write clone)",
-                 "cinder-backup: restore the incremental backup",
+                 "cinder-backup: restore the incremental backup [rbd-volume]",
                  "nova: evacuate: take over a crashed host's disk",
                  "glance: delete image (unprotect, remove snap, remove)",
                  "nova: must not write to pool images"):
@@ -98,7 +99,9 @@ def test_text_output_is_a_table_per_service(cluster, spec):
     assert proc.stdout.splitlines()[0] == "glance"
     assert "upload image (create, write, snap, protect)" in proc.stdout
     assert "Verify passed:" in proc.stdout
-    assert "... glance: upload image" in proc.stderr  # progress shows the running step
+    # Each step's result on stderr as it finishes; no live line in place on a pipe.
+    assert "  PASS  glance: upload image (create, write, snap, protect)  " in proc.stderr
+    assert "\r" not in proc.stderr
 
 
 def test_seed_caps_fail_exactly_where_the_seed_is_flawed(cluster, spec):
@@ -113,7 +116,10 @@ def test_seed_caps_fail_exactly_where_the_seed_is_flawed(cluster, spec):
     failed = {k for k, v in results(data).items() if v == "fail"}
     assert failed == {
         "nova: evacuate: take over a crashed host's disk",
-        "cinder-volume: volume from image (copy-on-write clone)",
+        # Cinder's user cannot blocklist either: a volume attached to a crashed host stays
+        # locked until the OSD watch times out, and then librbd is refused.
+        "cinder-volume: evacuate: take over a crashed host's volume [rbd-volume]",
+        "cinder-volume: volume from image (copy-on-write clone) [rbd-volume]",
         "nova: boot from image (copy-on-write clone)",
         "glance: delete image (unprotect, remove snap, remove)",
         # The seed also lets the backup user write Cinder's volumes: more than it needs.
@@ -209,3 +215,78 @@ def test_direct_snapshots_write_into_images(cluster, spec):
     finally:
         assert cluster.cli("apply", "-f", str(spec), "--yes",
                            "--allow-disruptive").returncode == 0
+
+
+# -- several Cinder backends ------------------------------------------------------------
+
+CINDER_STEPS = ("create volume", "snapshot (create, protect)", "volume from snapshot (clone)",
+                "clone of a volume (.clone_snap)", "volume from image (copy-on-write clone)",
+                "extend", "evacuate: take over a crashed host's volume")
+BACKUP_STEPS = ("full backup (source as Cinder's user)",
+                "incremental backup (diff since the last backup)",
+                "restore the full backup", "restore the incremental backup")
+
+
+def test_every_cinder_backend_is_verified_and_a_broken_one_is_named(cluster, spec):
+    """A spec with two Cinder backends (pools volume and fast: cinder.conf sections
+    rbd-volume and rbd-fast): each backend's workflows run on its own pool with its
+    rbd_user; with that user's caps on `fast` taken away, exactly rbd-fast's steps fail."""
+    text = spec.read_text().replace("  vm:      {pg_num: 32}",
+                                    "  vm:      {pg_num: 32}\n  fast:    {pg_num: 16}")
+    text = text.replace("pools: [volume]", "pools: [volume, fast]")
+    two = cluster.write_spec("two-backends.yaml", text)
+    assert cluster.cli("apply", "-f", str(two), "--yes").returncode == 0
+    try:
+        before = pool_contents(cluster, (*POOLS, "fast"))
+        proc, data = verify(cluster, two)
+        assert proc.returncode == 0 and data["passed"] is True, proc.stderr
+        steps = {f"{s['service']}: {s['name']}": s for s in data["steps"]}
+        for section, pool in (("rbd-volume", "volume"), ("rbd-fast", "fast")):
+            for service, names in (("cinder-volume", CINDER_STEPS),
+                                   ("cinder-backup", BACKUP_STEPS)):
+                for name in names:
+                    step = steps[f"{service}: {name} [{section}]"]
+                    assert step["result"] == "pass" and step["backend"] == section
+            # ...on that backend's pool, as Cinder's user (the backend's rbd_user)
+            assert steps[f"cinder-volume: create volume [{section}]"]["detail"].startswith(
+                f"{pool}/volume-")
+            assert steps[f"cinder-backup: full backup (source as Cinder's user) "
+                         f"[{section}]"]["detail"].startswith(f"{pool}/volume-")
+            takeover = steps[f"cinder-volume: evacuate: take over a crashed host's volume "
+                             f"[{section}]"]["detail"]
+            assert takeover.startswith(f"{pool}/volume-")
+            assert "fenced as client.cinder-volume (blocklisted 127.0.0.1:0/" in takeover
+            # each step's result reached stderr as it finished; stdout is the JSON alone
+            assert f"  PASS  cinder-volume: create volume [{section}]  " in proc.stderr
+        assert pool_contents(cluster, (*POOLS, "fast")) == before
+
+        with cluster.admin() as conn:
+            caps = conn.mon("auth get", entity="client.cinder-volume")[0]["caps"]
+        osd = ", ".join(g for g in caps["osd"].split(", ") if g != "profile rbd pool=fast")
+        assert osd != caps["osd"]
+        set_caps(cluster, {"cinder-volume": [
+            word for daemon, cap in {**caps, "osd": osd}.items() for word in (daemon, cap)]})
+        proc, data = verify(cluster, two)
+        assert proc.returncode == 1 and data["passed"] is False
+        failed = {k for k, v in results(data).items() if v == "fail"}
+        assert failed == {
+            "cinder-volume: create volume [rbd-fast]",
+            "cinder-volume: volume from image (copy-on-write clone) [rbd-fast]",
+            "cinder-volume: evacuate: take over a crashed host's volume [rbd-fast]",
+            "cinder-backup: full backup (source as Cinder's user) [rbd-fast]"}
+        by_name = {f"{s['service']}: {s['name']}": s for s in data["steps"]}
+        create = by_name["cinder-volume: create volume [rbd-fast]"]
+        assert "backend rbd-fast" in create["cause"] and "pool fast" in create["cause"]
+        assert "profile rbd pool=fast" in create["fix"]
+        assert "rbd-fast" in by_name["cinder-backup: full backup (source as Cinder's user) "
+                                     "[rbd-fast]"]["cause"]
+        for name in CINDER_STEPS:  # the other backend still works
+            assert by_name[f"cinder-volume: {name} [rbd-volume]"]["result"] == "pass"
+        assert "  FAIL  cinder-volume: create volume [rbd-fast]  " in proc.stderr
+        assert pool_contents(cluster, (*POOLS, "fast")) == before
+    finally:
+        assert cluster.cli("apply", "-f", str(spec), "--yes",
+                           "--allow-disruptive").returncode == 0
+        with cluster.admin() as conn:
+            conn.mon("osd pool rm", pool="fast", pool2="fast",
+                     yes_i_really_really_mean_it=True)
