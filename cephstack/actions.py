@@ -1,6 +1,6 @@
 """Typed actions of a plan, and the Plan itself: what apply does, as data.
 
-An action knows its address, its symbol (+ create, ~ change, - remove a rendered file), its
+An action knows its address, its symbol (+ create, ~ change, - remove), its
 changes (before -> after) and whether it is disruptive. Keys appear only as (sensitive).
 """
 
@@ -250,6 +250,96 @@ class RemoveRenderedFile(Action):
 
     def changes(self) -> tuple[Change, ...]:
         return (Change("file", "rendered earlier", "no longer rendered: removed"),)
+
+
+@dataclass(frozen=True)
+class RemovePool(Action):
+    """apply --prune: an empty pool cephstack created that the spec no longer declares."""
+
+    name: str
+    pool_id: int
+    symbol = "-"
+    kind = "remove_pool"
+
+    @property
+    def address(self) -> str:
+        return f"pool.{self.name}"
+
+    @property
+    def forgets(self) -> tuple[str, str]:
+        """The record (cephstack.ceph.records) that goes with it."""
+        return ("pool", self.name)
+
+    def changes(self) -> tuple[Change, ...]:
+        return (Change("pool", f"created by cephstack (id {self.pool_id}), empty",
+                       "deleted: no longer declared"),)
+
+
+@dataclass(frozen=True)
+class RemoveClient(Action):
+    """apply --prune: a user cephstack created that the spec no longer declares, with no
+    client connected with it."""
+
+    entity: str
+    symbol = "-"
+    kind = "remove_client"
+
+    @property
+    def address(self) -> str:
+        return self.entity
+
+    @property
+    def forgets(self) -> tuple[str, str]:
+        return ("user", self.entity)
+
+    def changes(self) -> tuple[Change, ...]:
+        return (Change("user", "created by cephstack, no session",
+                       "removed with its key: no longer declared"),)
+
+
+@dataclass(frozen=True)
+class RemoveKeyring(Action):
+    """apply --prune: a keyring file apply wrote for a user the spec no longer gives one."""
+
+    path: str
+    entity: str
+    symbol = "-"
+    kind = "remove_keyring"
+
+    @property
+    def address(self) -> str:
+        return f"keyring {self.path}"
+
+    @property
+    def forgets(self) -> tuple[str, str]:
+        return ("keyring", self.path)
+
+    def changes(self) -> tuple[Change, ...]:
+        return (Change("file", f"written by apply for {self.entity}",
+                       "removed: no longer declared"),)
+
+
+@dataclass(frozen=True)
+class ForgetRecord(Action):
+    """apply --prune: a record of something cephstack created that is gone (removed outside
+    cephstack), so a namesake made later by hand is never taken for cephstack's."""
+
+    record: str  # "pool", "user" or "keyring" (records.py names its key)
+    name: str  # the pool, the entity or the keyring file's path
+    what: str
+    symbol = "-"
+    kind = "forget_record"
+
+    @property
+    def address(self) -> str:
+        return f"record of {self.record} {self.name}"
+
+    @property
+    def forgets(self) -> tuple[str, str]:
+        return (self.record, self.name)
+
+    def changes(self) -> tuple[Change, ...]:
+        return (Change("record", self.what, "forgotten"),)
 
 
 def _differences(on_disk: str | None, wanted: RenderedFile) -> tuple[Change, ...]:

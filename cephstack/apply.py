@@ -4,9 +4,12 @@ Work is grouped in rounds of independent commands sent concurrently, so the moni
 folds them into few commits: (1) create pools, change existing pools, and create users
 and change caps, all users in one `auth import` (one auth commit, keys made here);
 (2) initialise the new pools and set what `osd pool create` cannot (min_size, quotas);
-(3) finish the pool initialisations, write keyring files. Each round of pool (osdmap)
+(3) finish the pool initialisations (the new pools' snapshot releases are sent in the
+background: cephstack.ceph.poolinit), write keyring files. Each round of pool (osdmap)
 changes waits for the monitor's next proposal (paxos_propose_interval, 1 s, after the
 previous commit): the rounds are the dependent steps, never the number of pools or users.
+`apply --yes` sends round (1)'s pool creations with the run lock's own commit
+(create_pools, cmd_apply), so they do not wait a proposal interval behind it.
 Only when the plan creates CRUSH rules, a round before these creates them (the pools that
 name them need them to exist). A failure stops after the round it happened in; what was
 done stays done and a re-run converges.
@@ -20,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cephstack import interrupt
+from cephstack.apply_records import forget_removed, record_created, removals
+from cephstack.ceph import poolinit
 from cephstack.ceph.adapter import CephConnection
 from cephstack.cephx import keyring_blob, new_key
 from cephstack.errors import EXIT_TIMEOUT, CephstackError, OpTimedOut, PlanRefused
@@ -144,7 +149,7 @@ def _pool_init_steps(conn: CephConnection, pool: str, snaps: dict[str, int | Non
                      prefix: str) -> list[_Step]:
     """First half of `rbd pool init`: both go to the monitor in the same round."""
     def start() -> None:
-        snaps[pool] = conn.pool_validate_start(pool, fresh=prefix == "+")
+        snaps[pool] = poolinit.validate_start(conn, pool, fresh=prefix == "+")
 
     return [_Step(f"{prefix} pool {pool}: application rbd", lambda: conn.mon(
                 "osd pool application enable", pool=pool, app="rbd")),
@@ -154,19 +159,34 @@ def _pool_init_steps(conn: CephConnection, pool: str, snaps: dict[str, int | Non
 def _finish_init(conn: CephConnection, pool: str, snaps: dict[str, int | None],
                  prefix: str) -> _Step:
     return _Step(f"{prefix} pool {pool}: rbd pool init (done)",
-                 lambda: conn.pool_validate_finish(pool, snaps.get(pool)))
+                 lambda: poolinit.validate_finish(conn, pool, snaps.get(pool),
+                                                  release_in_background=prefix == "+"))
+
+
+def _pool_creations(conn: CephConnection, plan: Plan) -> list[_Step]:
+    return [_Step(f"+ pool {a.pool.name}", lambda a=a: _create_pool(conn, a))
+            for a in plan.actions if isinstance(a, CreatePool)]
+
+
+def create_pools(conn: CephConnection, plan: Plan, progress: Progress = lambda _: None
+                 ) -> ApplyResult:
+    """Only the plan's new pools (then apply_plan(..., pools_created=True) does the rest).
+    Creating a declared pool that is missing is safe to race with anything: cmd_apply
+    sends these with the run lock's commit instead of a proposal interval after it."""
+    result = ApplyResult()
+    _run_round(conn, _pool_creations(conn, plan), result, progress)
+    return result
 
 
 def _round_one(conn: CephConnection, plan: Plan, state: ClusterState,
-               snaps: dict[str, int | None], keys: dict[str, Secret]) -> list[_Step]:
+               snaps: dict[str, int | None], keys: dict[str, Secret],
+               pools_created: bool) -> list[_Step]:
     """Pool (osdmap) changes and the users' one `auth import`, at once. The pool commands
     go first: the monitor proposes them a paxos_propose_interval after the last commit
     that came before them, and the auth commit (immediate) must not be that one."""
-    steps = []
+    steps = [] if pools_created else _pool_creations(conn, plan)
     for a in plan.actions:
-        if isinstance(a, CreatePool):
-            steps.append(_Step(f"+ pool {a.pool.name}", lambda a=a: _create_pool(conn, a)))
-        elif isinstance(a, InitPool):
+        if isinstance(a, InitPool):
             steps += _pool_init_steps(conn, a.name, snaps, "~")
         elif isinstance(a, UpdatePool):
             def update(a: UpdatePool = a) -> None:
@@ -264,6 +284,10 @@ def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
     return steps
 
 
+def _removal_round(conn: CephConnection, plan: Plan) -> list[_Step]:
+    return [_Step(what, run) for what, run in removals(conn, plan)]
+
+
 def _write_rendered(item: object, root: str | None) -> None:
     from cephstack.render.drift import write_rendered  # only specs that render need it
 
@@ -308,9 +332,11 @@ def _run_round(conn: CephConnection, steps: list[_Step], result: ApplyResult,
 
 
 def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
-               allow_disruptive: bool = False, progress: Progress = lambda _: None) -> ApplyResult:
+               allow_disruptive: bool = False, progress: Progress = lambda _: None,
+               pools_created: bool = False) -> ApplyResult:
     """Carry out `plan` (made from `state`). Raises PlanRefused before any change when the
-    plan is refused or holds disruptive actions that are not allowed."""
+    plan is refused or holds disruptive actions that are not allowed. `pools_created`:
+    create_pools has made the plan's new pools already."""
     _check_allowed(plan, allow_disruptive)
     started, sent_before = time.monotonic(), conn.commands_sent
     result = ApplyResult()
@@ -319,10 +345,19 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
     try:
         if rules := _rule_steps(conn, plan):
             _run_round(conn, rules, result, progress)
-        for make_round in (lambda: _round_one(conn, plan, state, snaps, keys),
-                           lambda: _round_two(conn, plan, snaps),
-                           lambda: _round_three(conn, plan, state, keys, snaps)):
-            _run_round(conn, make_round(), result, progress)
+        try:
+            for make_round in (lambda: _round_one(conn, plan, state, snaps, keys,
+                                                  pools_created),
+                               lambda: _round_two(conn, plan, snaps)):
+                _run_round(conn, make_round(), result, progress)
+        finally:  # also after a failed round: what was made stays made
+            record_created(conn, plan, state, keys, progress)
+        _run_round(conn, _round_three(conn, plan, state, keys, snaps), result, progress)
+        if removals := _removal_round(conn, plan):  # --prune: last, after everything else
+            try:
+                _run_round(conn, removals, result, progress)
+            finally:
+                forget_removed(conn, plan, result.done, progress)
     finally:
         result.commands_sent = conn.commands_sent - sent_before
         result.seconds = time.monotonic() - started

@@ -1,7 +1,8 @@
 """The pure planner: make_plan(spec, observed state) -> Plan (actions.py holds the types).
 
-Nothing is ever deleted. Changes that move data or may break a running client are
-marked disruptive; apply runs them only when explicitly allowed.
+Nothing is deleted unless asked: what cephstack created and the spec no longer declares
+is removed only with --prune (prune.py decides). Changes that move data or may break a
+running client are marked disruptive; apply runs them only when explicitly allowed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cephstack.caps import Caps
 from cephstack.catalog import desired_clients
 from cephstack.crush import bucket, classes_under, rule_reach
 from cephstack.keyfiles import keyring_dir_problem
+from cephstack.prune import prune_plan
 from cephstack.spec import CrushRuleSpec, PoolSpec, Spec
 from cephstack.state import (
     POOL_INIT_MISSING,
@@ -350,14 +352,21 @@ def make_plan(spec: Spec, state: ClusterState,
         elif not f.in_sync:
             actions.append(RewriteRenderedFile(f, _differences(f.on_disk, f.wanted)))
 
-    unmanaged_pools = tuple(sorted(n for n in state.pools if n not in spec.pools))
+    # What cephstack created and the spec dropped: removed last, only with --prune.
+    pruning = prune_plan(spec, state, wanted)
+    actions += pruning.actions
+    notes += pruning.notes
+    ours = {*pruning.candidates.pools, *pruning.candidates.users}
+    unmanaged_pools = tuple(sorted(n for n in state.pools
+                                   if n not in spec.pools and n not in ours))
     unmanaged_clients = tuple(sorted(
         e for e in state.clients if e not in wanted and e != spec.cluster.client
-        and not e.startswith("client.bootstrap-")))
+        and not e.startswith("client.bootstrap-") and e not in ours))
     pending = spec.render.directory if spec.render and any(
         f.wanted and f.wanted.pending for f in rendered) else None
     return Plan(tuple(actions), unmanaged_pools, unmanaged_clients,
-                _pool_refusals(spec, state) + _keyring_refusals(spec, state),
+                _pool_refusals(spec, state) + _keyring_refusals(spec, state)
+                + pruning.refusals,
                 state.fingerprint(), pending,
                 spec.render.directory if spec.render else None,
                 health=state.health, notes=tuple(notes))

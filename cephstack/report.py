@@ -32,20 +32,22 @@ def summary_line(plan: Plan) -> str:
                 "differs from the spec." if plan.refusals else
                 "No changes: the cluster matches the spec.")
     creates: dict[str, int] = {}
-    changes = removes = 0
+    changes = removes = destroys = 0
     for a in plan.actions:
         if a.symbol == "+":
             noun = _noun(a.kind)
             creates[noun] = creates.get(noun, 0) + 1
-        elif a.symbol == "-":  # only rendered files: cephstack never deletes cluster state
+        elif a.kind == "remove_rendered_file":
             removes += 1
+        elif a.symbol == "-":  # apply --prune: what cephstack created, no longer declared
+            destroys += 1
         else:
             changes += 1
     parts = [f"{n} {noun}{'s' if n != 1 else ''} to create" for noun, n in creates.items()]
     parts.append(f"{changes} to change")
     if removes:
         parts.append(f"{removes} rendered file{'s' if removes != 1 else ''} to remove")
-    return f"Plan: {', '.join(parts + ['0 to destroy'])}."
+    return f"Plan: {', '.join(parts + [f'{destroys} to destroy'])}."
 
 
 def health_line(h: Health) -> str:
@@ -86,9 +88,10 @@ def _action_lines(a: Action) -> list[str]:
 def plan_text(plan: Plan) -> str:
     lines: list[str] = [health_line(plan.health), ""] if plan.health else []
     if plan.actions:
-        lines.append("cephstack will perform these actions (+ create, ~ change in place, "
-                     "- remove a rendered file):" if any(a.symbol == "-" for a in plan.actions)
-                     else "cephstack will perform these actions (+ create, ~ change in place):")
+        removing = {a.kind for a in plan.actions if a.symbol == "-"}
+        minus = ("" if not removing else ", - remove a rendered file"
+                 if removing == {"remove_rendered_file"} else ", - remove")
+        lines.append(f"cephstack will perform these actions (+ create, ~ change in place{minus}):")
         lines.append("")
         for a in plan.actions:
             lines += _action_lines(a)

@@ -34,6 +34,44 @@ class PoolState:
     quota_max_bytes: int
     quota_max_objects: int
     pool_init: str | None = None  # one of POOL_* above; None: not read (not asked for)
+    pool_id: int = -1  # -1: not known
+
+
+@dataclass(frozen=True)
+class RecordedKeyring:
+    entity: str
+    exists: bool  # something is at the path now
+
+
+@dataclass(frozen=True)
+class Created:
+    """What cephstack recorded having created (cephstack/ceph/records.py), no key in it."""
+
+    pools: dict[str, int] = field(default_factory=dict)  # name -> the id it had when created
+    users: frozenset[str] = frozenset()
+    keyrings: dict[str, RecordedKeyring] = field(default_factory=dict)  # this host's files
+
+
+@dataclass(frozen=True)
+class PoolContents:
+    images: int
+    snapshots: int
+    trash: int
+    snapshots_partial: bool = False  # only the first images' snapshots were counted
+
+    @property
+    def empty(self) -> bool:
+        return not (self.images or self.snapshots or self.trash)
+
+
+@dataclass(frozen=True)
+class PruneFacts:
+    """Read only for --prune, about the candidates for removal alone."""
+
+    pool_contents: dict[str, PoolContents] = field(default_factory=dict)
+    sessions: dict[str, int] = field(default_factory=dict)  # entity -> monitor sessions
+    pool_delete_allowed: bool | None = None  # mon_allow_pool_delete; None: not read
+    keyrings_held: dict[str, bool] = field(default_factory=dict)  # path -> holds its key
 
 
 @dataclass(frozen=True)
@@ -134,6 +172,8 @@ class ClusterState:
     health: Health | None = None  # None: not observed
     # `osd tree` by node id, for the reach of rules a spec wants created (crush.py).
     crush_nodes: dict[int, CrushNode] = field(default_factory=dict)
+    created: Created = Created()  # what cephstack recorded having created
+    prune: PruneFacts | None = None  # None: not observed for --prune
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -152,6 +192,11 @@ class ClusterState:
                       for n, r in self.rules.items()},
             "crush": {i: [n.name, n.type, n.children, n.device_class]
                       for i, n in self.crush_nodes.items()},
+            "created": [self.created.pools, sorted(self.created.users),
+                        {p: vars(k) for p, k in self.created.keyrings.items()}],
+            "prune": None if self.prune is None else [
+                {p: vars(c) for p, c in self.prune.pool_contents.items()},
+                self.prune.sessions, self.prune.pool_delete_allowed, self.prune.keyrings_held],
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 

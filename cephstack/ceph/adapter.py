@@ -1,4 +1,5 @@
-"""The one place that imports the rados/rbd bindings.
+"""The connection to a cluster: the rados/rbd bindings are imported only here and in the
+other modules of cephstack.ceph, which build on it.
 
 It opens connections, sends mon commands as JSON, runs independent commands
 concurrently (the monitor folds concurrent proposals into one commit round), and
@@ -21,15 +22,9 @@ from typing import Any
 import rados
 
 from cephstack import interrupt
-from cephstack.errors import (
-    AuthFailed,
-    CephCommandError,
-    ClusterUnreachable,
-    OpTimedOut,
-    PermissionDenied,
-)
+from cephstack.ceph.failures import auth_hint, typed_error
+from cephstack.errors import AuthFailed, CephCommandError, ClusterUnreachable, OpTimedOut
 
-_DENIED = (errnos.EACCES, errnos.EPERM)
 MAX_CONCURRENT = 4096  # calls in flight at once (threads); see CephConnection.concurrently
 # `auth add` of this entity with the caps to check and, last, a cap type no monitor knows:
 # the monitor parses every cap before it looks at the entity, so the command always fails
@@ -38,6 +33,7 @@ CAPS_CHECK_ENTITY = "client.cephstack-caps-check"
 _CAPS_SENTINEL = "cephstack-caps-check"
 RBD_INFO = "rbd_info"
 POOL_VALIDATED = b"overwrite validated"  # what librbd writes once a pool is validated
+POOL_VALIDATING = b"validate"  # ... and before that, once its snapshot is allocated
 
 
 @dataclass(frozen=True)
@@ -65,48 +61,8 @@ def _seconds(value: float) -> str:
     return str(max(1, math.ceil(value)))
 
 
-_MON_HINT = "a monitor may be down, frozen or out of quorum: check `ceph -s` on a monitor host"
-_OSD_HINT = ("its placement groups may have no up OSD (a CRUSH rule that selects none, or "
-             "its OSDs down): check `ceph pg ls-by-pool` and `ceph osd tree`")
-_SLOW_HINT = "; if the cluster is only slow, raise --op-timeout"
 # librbd calls that also wait for the monitors (self-managed snapshot ids come from them).
 _MON_AND_OSD_CALLS = {"create_snap", "remove_snap", "remove_snap2", "remove_snap_by_id"}
-
-
-def _timeout_hint(waited_for: str) -> str:
-    if waited_for == "the monitors":
-        return _MON_HINT + _SLOW_HINT
-    if waited_for.startswith("the monitors or"):
-        return f"{_MON_HINT}; or {_OSD_HINT}{_SLOW_HINT}"
-    return _OSD_HINT + _SLOW_HINT
-
-
-def _error(prefix: str, code: int, text: str, client: str, waited_for: str = "the monitors",
-           seconds: float = 0.0) -> CephCommandError:
-    code = abs(code)
-    if code == errnos.ETIMEDOUT:
-        return OpTimedOut(prefix, code, text, waited_for, seconds, _timeout_hint(waited_for))
-    if code in _DENIED:
-        return PermissionDenied(
-            prefix, code, text,
-            hint=f"{client} lacks the caps for '{prefix}'; use an admin client (--id/--keyring)",
-        )
-    return CephCommandError(prefix, code, text)
-
-
-def _auth_hint(access: ClusterAccess) -> str:
-    entity = f"[{access.client}]"
-    if access.keyring and os.path.isfile(access.keyring):
-        try:
-            with open(access.keyring) as f:
-                holds = entity in f.read()
-        except OSError:
-            holds = True
-        if not holds:
-            return f"{access.keyring} holds no key for {access.client}: pass --keyring or --id"
-    return (f"the key in {access.keyring or 'the keyring'} is not the one the cluster has for "
-            f"{access.client}, or that user does not exist (`ceph auth get {access.client}` "
-            "on a monitor host); pass --keyring/--id")
 
 
 def _rbd() -> Any:
@@ -158,6 +114,7 @@ class CephConnection:
         self.monitors_lost = False  # ... and that something was the monitors
         self._count_lock = threading.Lock()
         self._closed = False
+        self._background: set[threading.Thread] = set()  # see in_background
         self._cluster = self._connect(access)
 
     def checkpoint(self) -> None:
@@ -192,7 +149,7 @@ class CephConnection:
             raise AuthFailed(
                 f"authentication failed: the monitors refused {access.client} "
                 f"(cephx, key from {access.keyring or 'the keyring in ceph.conf'})",
-                hint=_auth_hint(access),
+                hint=auth_hint(access),
             ) from None
         except (rados.TimedOut, rados.Error, OSError) as e:
             raise ClusterUnreachable(
@@ -306,44 +263,6 @@ class CephConnection:
             raise self._typed(what, getattr(failed[0], "errno", None) or errnos.EIO,
                               str(failed[0]), "the monitors")
 
-    # `rbd pool init` is: enable the rbd application, then librbd's pool validation
-    # (allocate a self-managed snapshot, write rbd_info "validate", release the snapshot,
-    # write "overwrite validated"). Done here in two halves so that many pools' steps,
-    # and the application enable, go to the monitor together: one commit round each.
-
-    def pool_validate_start(self, pool: str, fresh: bool = False) -> int | None:
-        """First half of the validation; returns the snapshot id to release, if any.
-        `fresh`: the pool was just created, so rbd_info cannot exist yet and need not be
-        read (a read would wait for the new PGs to peer and miss the monitor's round)."""
-        what = f"rbd pool init {pool}"
-        with self.ioctx(pool) as ioctx:
-            state = b""
-            if not fresh:
-                with self._translated(what, pool), suppress(rados.ObjectNotFound):
-                    state = ioctx.target.read(RBD_INFO)
-            if state in (POOL_VALIDATED, b"validate"):
-                return None
-            # A pool that refuses self-managed snapshots (pool snapshots in use) fails here.
-            with self._translated(what, None):  # a pool op: the monitors answer it
-                snap_id = ioctx.target.create_self_managed_snap()
-            with self._translated(what, pool), rados.WriteOpCtx() as op:
-                op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
-                op.write(b"validate", 0)
-                with suppress(rados.ObjectExists):
-                    ioctx.target.operate_write_op(op, RBD_INFO)
-            return snap_id
-
-    def pool_validate_finish(self, pool: str, snap_id: int | None) -> None:
-        """Second half: release the snapshot; mark the pool validated (an EC pool without
-        overwrites fails this write)."""
-        what = f"rbd pool init {pool}"
-        with self.ioctx(pool) as ioctx:
-            if snap_id is not None:
-                with self._translated(what, None):
-                    ioctx.target.remove_self_managed_snap(snap_id)
-            with self._translated(what, pool):
-                ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
-
     def read_objects(self, reads: Sequence[tuple[str, str, int]]
                      ) -> list[bytes | CephCommandError]:
         """Read (pool, object, at most length bytes) all at once, with librados' async
@@ -380,7 +299,7 @@ class CephConnection:
     # -- objects and RBD images (verify, cleanup) ---------------------------------------
 
     def _typed(self, what: str, code: int, text: str, waited_for: str) -> CephCommandError:
-        error = _error(what, code, text, self.access.client, waited_for,
+        error = typed_error(what, code, text, self.access.client, waited_for,
                        self.access.op_timeout)
         if isinstance(error, OpTimedOut):
             self.timed_out = True
@@ -438,10 +357,33 @@ class CephConnection:
         """RBD feature bits by name: features('layering', 'exclusive_lock')."""
         return sum(getattr(_rbd(), f"RBD_FEATURE_{n.upper()}") for n in names)
 
+    def in_background(self, what: str, call: Callable[[], object]) -> None:
+        """Start `call` and do not wait for it: for a request whose answer nobody needs
+        (it lands in the monitors' next commit, a second later). close() leaves the
+        shutdown to the last such call still running: shutting librados down under a call
+        in flight crashes the process; a process that exits meanwhile just ends it."""
+        def run() -> None:
+            with suppress(Exception):  # nobody waits for it; what it leaves is harmless
+                call()
+            with self._count_lock:
+                self._background.discard(threading.current_thread())
+                last = self._closed and not self._background
+            if last:
+                self._cluster.shutdown()
+
+        thread = threading.Thread(target=run, name=f"cephstack-{what}", daemon=True)
+        with self._count_lock:
+            self._background.add(thread)
+        thread.start()
+
     def close(self) -> None:
-        if not self._closed:
+        with self._count_lock:
+            if self._closed:
+                return
             self._closed = True
-            self._cluster.shutdown()
+            if self._background:
+                return  # the last background call shuts down (in_background)
+        self._cluster.shutdown()
 
     def __enter__(self) -> CephConnection:
         return self

@@ -49,6 +49,7 @@ def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:
             applications=tuple(sorted(p.get("application_metadata", {}))),
             quota_max_bytes=p.get("quota_max_bytes", 0),
             quota_max_objects=p.get("quota_max_objects", 0),
+            pool_id=int(p.get("pool_id", -1)),
         )
     return pools
 

@@ -35,7 +35,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from cephstack import interrupt
@@ -46,6 +46,9 @@ PREFIX = "cephstack/lock/"
 EXCLUSIVE, SHARED = "exclusive", "shared"
 TTL = 90.0
 POLL = 1.0  # seconds between reads while waiting (reads commit nothing)
+
+
+_BEHIND = 0.02  # seconds between sending acquire's `alongside` work and our record
 
 
 def _pid_start(pid: int) -> str | None:
@@ -137,6 +140,7 @@ class RunLock:
         self._unregister = None
         self._keep = False
         self.held = False
+        self.ran_alongside = False  # see acquire
 
     # -- acquire / release ------------------------------------------------------------
 
@@ -154,10 +158,27 @@ class RunLock:
         return [h for h in records if h.key != self.me.key and h.alive()
                 and _conflicts(self.me.mode, h)]
 
-    def acquire(self, wait: float = 0.0) -> None:
+    def acquire(self, wait: float = 0.0, alongside: Callable[[], object] | None = None
+                ) -> bool:
+        """Take the lock, waiting at most `wait` seconds for a holder to finish.
+        `alongside`: work sent with the first write of our record instead of after the
+        lock is held (its monitor round then starts at once, not a proposal interval
+        after our record's commit), only when a first look finds no holder; it must be
+        safe whoever wins the race that look cannot see. Returns whether it ran."""
         started = time.monotonic()
+        ran = written = alongside is not None and not self._live_conflicts()
+        if ran:
+            def write_behind() -> None:
+                # Our record a moment after `alongside` is sent: the monitor then prepares
+                # that first, so its proposal is not held back by this (immediate) commit.
+                interrupt.sleep(_BEHIND)
+                self._write()
+
+            self.conn.concurrently([alongside, write_behind])  # type: ignore[list-item]
         while True:
-            self._write()
+            if not written:
+                self._write()
+            written = False
             conflicts = self._live_conflicts()
             if not conflicts:
                 self.held = True
@@ -165,7 +186,7 @@ class RunLock:
                 self._renewer = threading.Thread(target=self._renew, daemon=True,
                                                  name="cephstack-lock-renewal")
                 self._renewer.start()
-                return
+                return ran
             with contextlib.suppress(CephstackError):  # back off: ours must not block them
                 self.conn.mon("config-key rm", key=self.me.key)
             # Look again (reading only) a random moment later: a run that started with ours
@@ -216,9 +237,10 @@ class RunLock:
 
 @contextlib.contextmanager
 def hold(conn: CephConnection, command: str, mode: str, wait: float = 0.0,
-         run: str | None = None) -> Iterator[RunLock]:
+         run: str | None = None, alongside: Callable[[], object] | None = None
+         ) -> Iterator[RunLock]:
     lock = RunLock(conn, command, mode, run)
-    lock.acquire(wait)
+    lock.ran_alongside = lock.acquire(wait, alongside)
     try:
         yield lock
     finally:

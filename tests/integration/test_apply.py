@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import time
 
 import pytest
 import rados
@@ -271,14 +272,15 @@ def _keys(cluster, users):
     return [auth[f"client.{u}"] for u in users]
 
 
-def test_rados_is_only_imported_by_the_adapter():
+def test_the_bindings_are_only_imported_by_the_ceph_package():
     import pathlib
 
     root = pathlib.Path(__file__).parents[2] / "cephstack"
     binding = re.compile(r"^\s*(import|from)\s+(rados|rbd)\b", re.MULTILINE)
     importers = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
                  if binding.search(p.read_text())}
-    assert importers == {"ceph/adapter.py"}
+    assert "ceph/adapter.py" in importers
+    assert all(i.startswith("ceph/") for i in importers), importers
     assert rados  # the bindings import in this environment
 
 
@@ -366,8 +368,7 @@ def test_caps_changes_and_new_users_cost_one_auth_commit_and_keep_keys(cluster, 
     assert cluster.cli("plan", "-f", str(path), "--detailed-exitcode").returncode == 0
 
 
-def test_new_initialised_pools_cost_three_osdmap_epochs_whatever_their_number(cluster,
-                                                                              applied):
+def test_new_initialised_pools_cost_two_osdmap_epochs_whatever_their_number(cluster, applied):
     pools = "{" + ", ".join(f"epoch{i}: {{pg_num: 1}}" for i in range(6)) + "}"
     path = cluster.write_spec("epochs.yaml", _clients_spec({}, pools).replace(
         "clients:\n\n", "clients: {}\n"))
@@ -375,7 +376,19 @@ def test_new_initialised_pools_cost_three_osdmap_epochs_whatever_their_number(cl
     done = cluster.cli("apply", "-f", str(path), "--yes")
     after = _commits(cluster)
     assert done.returncode == 0, done.stderr
-    # create; rbd application + validation snapshot; its release: one epoch each, for all
-    # six pools at once
-    assert after["osdmap"] - before["osdmap"] == 3
+    # create; rbd application + validation snapshot: one epoch each, for all six pools at
+    # once. The snapshots' release is sent but not waited for: it lands in the next epoch,
+    # after the command has returned.
+    assert after["osdmap"] - before["osdmap"] in (2, 3)
     assert after["auth"] == before["auth"]
+    deadline = time.monotonic() + 15
+    while True:
+        with cluster.admin() as conn:
+            seqs = {p["pool_name"]: p["snap_seq"] for p in conn.mon("osd dump")["pools"]
+                    if p["pool_name"].startswith("epoch")}
+        # 2 is the validation snapshot librbd's way allocates; its release moves it to 3
+        if set(seqs.values()) == {3} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert seqs == {f"epoch{i}": 3 for i in range(6)}
+    assert cluster.cli("plan", "-f", str(path), "--detailed-exitcode").returncode == 0

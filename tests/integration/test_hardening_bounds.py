@@ -159,6 +159,9 @@ def test_a_held_lock_refuses_apply_and_verify_with_who_and_since(cluster, spec):
         assert verify.returncode == 6 and error_of(verify)["kind"] == "locked"
         assert error_of(verify)["holders"][0]["pid"] == os.getpid()
         assert [h.key for h in lock_records(cluster)] == [held.me.key]
+        # refused before any change: not even the new pools, which a free lock lets
+        # `apply --yes` create with its own record
+        assert not [p for p in conn.mon("osd pool ls") if p.startswith("held-")]
     no_keys_in(cluster, proc.stdout, proc.stderr)
     # A holder that was killed does not block: its pid is gone on this host.
     dead = subprocess.Popen(["true"])

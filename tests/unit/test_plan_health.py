@@ -12,6 +12,7 @@ import pytest
 from cephstack.audit import audit
 from cephstack.ceph import observe as obs
 from cephstack.errors import CephCommandError
+from cephstack.keyfiles import Secret
 from cephstack.plan import CreatePool, InitPool, UpdatePool, make_plan
 from cephstack.report import dumps, health_line, plan_json, plan_text
 from cephstack.spec import parse_spec
@@ -20,6 +21,7 @@ from cephstack.state import (
     POOL_INIT_STARTED,
     POOL_INIT_UNKNOWN,
     POOL_VALIDATED,
+    ClientState,
     ClusterState,
     CrushRule,
     Health,
@@ -399,3 +401,22 @@ def test_pool_pg_states_by_pool_id():
     assert [health.inactive_pgs(p) for p in ("a", "b", "new", "gone")] == [0, 2, 8, None]
     assert conn.sent == ["pg dump"]
     assert obs._pool_pg_states(FakeConn({}), detail) is None  # no manager: unknown
+
+
+# -- apply --yes: the plan kept after its pools were created with the lock's record ------
+
+
+def test_the_plan_is_kept_when_only_its_new_pools_changed():
+    from cephstack.commands.plan_apply import still_the_plan
+
+    spec = "pools: {a: {}, b: {}, c: {}}\nservices: {glance: {user: g, pool: a}}"
+    shown = plan_of(spec, cluster(pool("c")))
+    assert {x.address for x in shown.actions if x.kind == "create_pool"} == {"pool.a", "pool.b"}
+    # the new pools exist now; the manager's PG summary does not show their init yet
+    made = [pool(n, apps=(), init=POOL_INIT_UNKNOWN) for n in "ab"]
+    assert still_the_plan(shown, plan_of(spec, cluster(pool("c"), *made)))
+    # meanwhile someone else removed pool c, or created the user: not the plan shown
+    assert not still_the_plan(shown, plan_of(spec, cluster(*made)))
+    by_hand = ClientState("client.g", {"mon": "profile rbd"}, Secret("AQ" + "A" * 38))
+    taken = plan_of(spec, cluster(pool("c"), *made, clients={"client.g": by_hand}))
+    assert not still_the_plan(shown, taken)
