@@ -1,11 +1,15 @@
 # `make demo` and `make test` do everything on a fresh Debian 12 machine.
-.PHONY: install demo test unit lint bench clean-sandbox
+.PHONY: install demo demo-sites test unit lint bench clean-sandbox
 
 install:
 	scripts/bootstrap
 
 demo: install
 	scripts/demo
+
+# Two sites (two sandboxes with rbd-mirror): plan, apply, render, install, verify across both.
+demo-sites: install
+	scripts/demo-sites
 
 test: install
 	.venv/bin/ruff check cephstack tests bench
@@ -22,3 +26,5 @@ bench: install
 
 clean-sandbox:
 	-.venv/bin/cephstack sandbox down --dir sandbox
+	-.venv/bin/cephstack sandbox down --dir sandbox-sites/central --cluster central
+	-.venv/bin/cephstack sandbox down --dir sandbox-sites/edge1 --cluster edge1

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cephstack.defaults import DEFAULT_SPEC  # noqa: E402
 from cephstack.sandbox import Sandbox  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -136,7 +137,7 @@ _COMPLETE = re.compile(r"^Apply complete: \d+ step\(s\) in [0-9.]+ s, (?P<cmds>\
 _KINDS = {"pool": "pools created (osd pool create)",
           "pool: application rbd": "rbd application enabled",
           "pool: rbd pool init (validate)": "validation snapshots taken, rbd_info written",
-          "pool: rbd pool init (done)": "validation snapshots released: pools validated"}
+          "pool: rbd pool init (done)": "pools validated (snapshot releases sent, not waited for)"}
 
 
 def _kind(what: str) -> str:
@@ -184,6 +185,12 @@ def osds_for(pools: dict) -> int:
     return max(1, -(-sum(pools.values()) // 200))
 
 
+# Both ways start once the harness's own last command is this old: the monitor audits every
+# command and commits that log entry, and any commit holds the next OSD map change back for
+# up to paxos_propose_interval (1 s): a command sent just before would time the harness.
+QUIET = 1.5
+
+
 def counters(box: Sandbox) -> dict[str, int]:
     """The monitor's own commit counters (`ceph report`): osdmap epochs, auth commits, and
     every paxos commit (all services: logm and mgrstat commit on their own too)."""
@@ -225,6 +232,7 @@ def run_cephstack(work: Path, pools: dict, users: dict) -> dict:
         apply = [*CEPHSTACK, "apply", "-f", str(spec), "--yes"]
         settle(box)
         before = counters(box)
+        time.sleep(QUIET)
         cold, cold_cmds, timeline = timed_apply(apply)
         after = counters(box)
         noop, out = timed([*apply, "--output", "json"])
@@ -250,6 +258,7 @@ def run_cli(work: Path, pools: dict, users: dict) -> dict:
         script = work / "seed-way.sh"
         script.write_text(text)
         settle(box)
+        time.sleep(QUIET)
         cold, _ = timed(["bash", str(script)])
         noop, _ = timed(["bash", str(script)])
         return {"cold": cold, "noop": noop, "cmds": count}
@@ -299,6 +308,55 @@ def pool_creation_bound(work: Path, count: int = 200) -> tuple[list[tuple], dict
     finally:
         box.down()
     return rows, {k: str(v).strip() for k, v in settings.items()}
+
+
+def clusters_spec(boxes: list[Sandbox], keys: Path) -> str:
+    """The seed layout on each cluster, in one spec: images-, volume-, backups-, vm-<site>
+    per cluster; Glance, Cinder and Nova use a pool on each, Cinder backup site0's."""
+    sites = [box.cluster for box in boxes]
+    lines = ["clusters:"] + [f"  {b.cluster}: {{conf: {b.conf}, keyring: {b.admin_keyring}}}"
+                             for b in boxes]
+    lines.append("pools:")
+    lines += [f"  {use}-{site}: {{cluster: {site}, pg_num: 32}}"
+              for site in sites for use in ("images", "volume", "backups", "vm")]
+    lines += ["services:",
+              f"  glance: {{user: glance, pools: [{', '.join(f'images-{s}' for s in sites)}]}}",
+              "  cinder-volume: {user: cinder-volume, pools: "
+              f"[{', '.join(f'volume-{s}' for s in sites)}]}}",
+              f"  cinder-backup: {{user: cinder-backup, pool: backups-{sites[0]}}}",
+              f"  nova: {{user: nova, pools: [{', '.join(f'vm-{s}' for s in sites)}]}}",
+              f"keyrings: {{directory: {keys}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def run_clusters(work: Path, count: int) -> float:
+    """Cold apply of the seed layout on `count` fresh clusters (one spec, one process);
+    count 0: the one-cluster form (`cluster:`) of the seed layout, the baseline."""
+    boxes = [Sandbox(work / f"site{i}", cluster=f"site{i}") for i in range(max(count, 1))]
+    try:
+        threads = [threading.Thread(target=b.up) for b in boxes]  # created at once
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        spec = work / "spec.yaml"
+        if count:
+            spec.write_text(clusters_spec(boxes, work / "keys"))
+        else:
+            spec.write_text(DEFAULT_SPEC.replace("/etc/ceph/ceph.conf", str(boxes[0].conf))
+                            .replace("/etc/ceph/ceph.client.admin.keyring",
+                                     str(boxes[0].admin_keyring))
+                            .replace("/var/openstack/ceph", str(work / "keys")))
+        for b in boxes:
+            settle(b)
+        time.sleep(QUIET)
+        cold, _ = timed([*CEPHSTACK, "apply", "-f", str(spec), "--yes"])
+        _, out = timed([*CEPHSTACK, "apply", "-f", str(spec), "--yes", "--output", "json"])
+        assert json.loads(out)["changes"] is False, "the re-apply was not a no-op"
+        return cold
+    finally:
+        for b in boxes:
+            b.down()
 
 
 def _stats(values: list[float]) -> str:
@@ -361,6 +419,9 @@ def main() -> int:
                         help="rounds of the CLI script for seed and large (default 1; 0: skip)")
     parser.add_argument("--no-bound", action="store_true",
                         help="skip the pool-creation concurrency experiment")
+    parser.add_argument("--clusters", type=int, default=0, metavar="N",
+                        help="also: the seed layout applied to 1 cluster and to N clusters "
+                             "in one spec (N sandboxes), cold apply, --rounds each")
     parser.add_argument("--cephstack", metavar="CMD",
                         help="the cephstack command to time (default: .venv/bin/cephstack), "
                              "e.g. to compare another checkout")
@@ -389,6 +450,22 @@ def main() -> int:
 
     if results:
         _print_layouts(results, args.rounds)
+
+    if args.clusters:
+        times: dict[str, list[float]] = {}
+        for r in range(args.rounds):
+            for label, count in (("1 cluster (cluster:)", 0),
+                                 (f"{args.clusters} clusters (clusters:)", args.clusters)):
+                with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:
+                    print(f"[clusters] seed layout, {label}, round {r + 1}/{args.rounds} ...",
+                          file=sys.stderr, flush=True)
+                    times.setdefault(label, []).append(run_clusters(Path(tmp), count))
+        print(f"\nseed layout on several clusters: cold apply, s ({args.rounds} rounds, "
+              "median (min-max))")
+        for label, values in times.items():
+            print(f"{label:<28} {_stats(values)}")
+        one, many = (statistics.median(v) for v in times.values())
+        print(f"ratio {args.clusters} clusters / 1 cluster: {many / one:.2f}x (target <= 1.3x)")
 
     if not args.no_bound:
         with tempfile.TemporaryDirectory(prefix="bench-bound-") as tmp:

@@ -1,15 +1,19 @@
-"""A real single-node Ceph cluster (mon, mgr, one or more memstore OSDs) on 127.0.0.1.
+"""A real single-node Ceph cluster (mon, mgr, one or more memstore OSDs, optionally an
+rbd-mirror daemon) on 127.0.0.1.
 
-Everything lives in one directory: ceph.conf, keyrings, daemon data, run/ (pid files,
-admin sockets) and log/. Daemons are stopped by the pids in run/, never by name, and only
-when the process's command line names this sandbox's ceph.conf (a pid may be reused).
+Everything lives in one directory: NAME.conf, keyrings, daemon data, run/ (pid files,
+admin sockets) and log/; NAME is the cluster name, "ceph" by default. One cluster per
+directory: two clusters (RBD mirroring) are two sandboxes in two directories, so their
+daemon data, pid files and logs can never collide and one is wiped without the other.
+Daemons are stopped by the pids in run/, never by name, and only when the process's
+command line names this sandbox's conf file (a pid may be reused).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -17,17 +21,31 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from cephstack.errors import CephstackError
+from cephstack.errors import EXIT_BAD_INPUT, CephstackError
+from cephstack.sandboxproc import (
+    command_line,
+    is_ours,
+    pid_file,
+    running_pid,
+    stop_daemons,
+)
 
 DAEMONS = ("mon.a", "mgr.x", "osd.0")  # a sandbox with the default single OSD
 DEVICE_CLASSES = ("hdd", "ssd")  # osd.N gets DEVICE_CLASSES[N % 2]
 MAX_OSDS = 8
-_BINARIES = {"mon": "ceph-mon", "mgr": "ceph-mgr", "osd": "ceph-osd"}
+# The one client daemon a sandbox runs is rbd-mirror, as "client.rbd-mirror.<site>".
+_MIRROR_PREFIX = "client.rbd-mirror."
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _GIB = 1 << 30
 
 
 class SandboxError(CephstackError):
     pass
+
+
+class SandboxArgumentError(SandboxError):
+    exit_code = EXIT_BAD_INPUT
+    kind = "invalid-arguments"
 
 
 @dataclass(frozen=True)
@@ -37,10 +55,12 @@ class SandboxStatus:
     keyring: str
     port: int | None
     running: dict[str, int | None]  # daemon -> pid, None when not running
+    cluster: str = "ceph"
 
     @property
     def up(self) -> bool:
-        return all(self.running.values())
+        """The cluster itself runs (an rbd-mirror daemon is extra: see `running`)."""
+        return all(pid for d, pid in self.running.items() if not d.startswith(_MIRROR_PREFIX))
 
 
 def free_port() -> int:
@@ -49,7 +69,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _conf_text(d: Path, fsid: str, port: int, osds: int) -> str:
+def _conf_text(d: Path, fsid: str, port: int, osds: int, admin_keyring: Path) -> str:
     # Memstore reserves nothing up front; the cap bounds what tests can fill.
     device_bytes = 4 * _GIB if osds == 1 else _GIB
     return f"""\
@@ -72,7 +92,7 @@ osd crush chooseleaf type = 0
 run dir = {d}/run
 log file = {d}/log/$name.log
 [client.admin]
-keyring = {d}/ceph.client.admin.keyring
+keyring = {admin_keyring}
 # Per daemon, not global: clients would fight over one admin socket path.
 [mon]
 mon data = {d}/$name
@@ -94,18 +114,23 @@ memstore device bytes = {device_bytes}
 """
 
 
-def _arg_after(args: list[str], flag: str) -> str | None:
-    for i, arg in enumerate(args[:-1]):
-        if arg == flag:
-            return args[i + 1]
-    return None
+def _check_name(what: str, name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise SandboxArgumentError(f"invalid {what} {name!r}: letters, digits, '-' and '_' only, "
+                           "starting with a letter or digit, at most 63 characters")
+    return name
 
 
 class Sandbox:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], cluster: str = "ceph") -> None:
         self.dir = Path(directory).absolute()
-        self.conf = self.dir / "ceph.conf"
-        self.admin_keyring = self.dir / "ceph.client.admin.keyring"
+        self.cluster = _check_name("cluster name", cluster)
+        self.conf = self.dir / f"{cluster}.conf"
+        self.admin_keyring = self.dir / f"{cluster}.client.admin.keyring"
+
+    def mirror_keyring(self, site: str) -> Path:
+        """The keyring of the rbd-mirror daemon's own user, client.rbd-mirror.<site>."""
+        return self.dir / f"{self.cluster}.{_MIRROR_PREFIX}{site}.keyring"
 
     # -- state ----------------------------------------------------------------
 
@@ -123,34 +148,31 @@ class Sandbox:
                  if p.is_dir() and p.name.removeprefix("osd.").isdigit()]
         return sorted(found, key=lambda n: int(n.removeprefix("osd."))) or ["osd.0"]
 
+    def mirror_daemons(self) -> list[str]:
+        """The rbd-mirror daemons set up here (by their keyrings): client.rbd-mirror.<site>."""
+        prefix = f"{self.cluster}."
+        return sorted(p.name.removeprefix(prefix).removesuffix(".keyring")
+                      for p in self.dir.glob(f"{prefix}{_MIRROR_PREFIX}*.keyring"))
+
     def daemons(self) -> tuple[str, ...]:
-        return ("mon.a", "mgr.x", *self.osds())
+        return ("mon.a", "mgr.x", *self.osds(), *self.mirror_daemons())
 
     def _pidfile(self, daemon: str) -> Path:
-        return self.dir / "run" / f"{daemon}.pid"
+        return pid_file(self.dir, daemon)
 
     def _ours(self, pid: int, daemon: str) -> bool:
-        """Whether `pid` runs this sandbox's `daemon`: its binary, its id and this ceph.conf
-        (a recycled pid, or the same daemon of another sandbox, is not ours)."""
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-        kind, ident = daemon.split(".", 1)
-        return (bool(args) and os.path.basename(args[0]) == _BINARIES[kind]
-                and _arg_after(args, "-i") == ident and _arg_after(args, "-c") == str(self.conf))
+        return is_ours(pid, daemon, self.conf)
+
+    def _stop(self, daemons: list[str], timeout: float) -> list[str]:
+        return stop_daemons(self.dir, self.conf, daemons, timeout)
 
     def _pid(self, daemon: str) -> int | None:
-        try:
-            pid = int(self._pidfile(daemon).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid > 0 and self._ours(pid, daemon) else None
+        return running_pid(self.dir, self.conf, daemon)
 
     def status(self) -> SandboxStatus:
         return SandboxStatus(str(self.dir), str(self.conf), str(self.admin_keyring),
-                             self.port(), {d: self._pid(d) for d in self.daemons()})
+                             self.port(), {d: self._pid(d) for d in self.daemons()},
+                             self.cluster)
 
     # -- up -------------------------------------------------------------------
 
@@ -168,26 +190,42 @@ class Sandbox:
             if osds is not None and osds != len(self.osds()):
                 raise SandboxError(f"sandbox {self.dir} already runs {len(self.osds())} "
                                    f"OSD(s), not {osds}", hint="cephstack sandbox down first")
-            return state
+            for daemon in self.mirror_daemons():  # one that died is started again
+                self.start_rbd_mirror(daemon.removeprefix(_MIRROR_PREFIX))
+            return self.status()
+        others = [p.name for p in self.dir.glob("*.conf") if p != self.conf]
+        if others:
+            raise SandboxArgumentError(
+                f"{self.dir} already holds another cluster ({', '.join(others)}): one "
+                "cluster per directory", hint="give each cluster a directory of its own (--dir)")
         if self.conf.exists():
             # A memstore OSD keeps its data in memory only: a stopped sandbox cannot be
             # resumed, so it is created afresh (same directory, port and OSD count unless
             # asked otherwise).
             port = port or self.port()
             osds = osds or len(self.osds())
+            sites = self._mirror_sites()
             self.down()
             self._wipe()
+        else:
+            sites = []
         self._create(port or free_port(), osds or 1, timeout)
+        for site in sites:
+            self.start_rbd_mirror(site)
         return self.status()
 
     def _wipe(self) -> None:
         for name in ("mon.a", "mgr.x", *self.osds(), "run"):
             shutil.rmtree(self.dir / name, ignore_errors=True)
-        for name in ("ceph.conf", "monmap", "ceph.mon.keyring", "ceph.client.admin.keyring"):
-            (self.dir / name).unlink(missing_ok=True)
+        for path in (self.conf, self.dir / "monmap", self.dir / f"{self.cluster}.mon.keyring",
+                     self.admin_keyring, *map(self.mirror_keyring, self._mirror_sites())):
+            path.unlink(missing_ok=True)
 
-    def _run(self, *args: str) -> None:
-        proc = subprocess.run(args, capture_output=True, text=True)
+    def _mirror_sites(self) -> list[str]:
+        return [d.removeprefix(_MIRROR_PREFIX) for d in self.mirror_daemons()]
+
+    def _run(self, *args: str, cwd: Path | None = None) -> None:
+        proc = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
         if proc.returncode != 0:
             raise SandboxError(f"{' '.join(args[:3])} ... failed (exit {proc.returncode}): "
                                f"{(proc.stderr or proc.stdout).strip()[-800:]}",
@@ -195,8 +233,49 @@ class Sandbox:
 
     def _start(self, daemon: str) -> None:
         kind, ident = daemon.split(".", 1)
-        if self._pid(daemon) is None:
-            self._run(_BINARIES[kind], "-i", ident, "-c", str(self.conf))
+        if self._pid(daemon) is not None:
+            return
+        command = command_line(kind, ident, self.conf)
+        if kind != "client":
+            self._run(*command)
+            return
+        # rbd-mirror: its keyring, pid file and socket given here, not in the conf. Its
+        # connections per pool read the conf again by cluster name, from the default
+        # search path, whose last entry is ./$cluster.conf: hence --cluster and the cwd.
+        # (CEPH_CONF would not do: its connections to the peer cluster would read it too.)
+        run = self.dir / "run"
+        self._run(*command, "--cluster", self.cluster,
+                  "--keyring", str(self.mirror_keyring(ident.split(".", 1)[1])),
+                  "--pid-file", str(self._pidfile(daemon)),
+                  "--admin-socket", str(run / f"{daemon}.asok"),
+                  # New peers and pools are seen within 2 s, not the default 30.
+                  "--rbd_mirror_pool_replayers_refresh_interval", "2", cwd=self.dir)
+        # rbd-mirror forks without waiting for its child: its pid file comes a moment later.
+        deadline = time.monotonic() + 10
+        while self._pid(daemon) is None:
+            if time.monotonic() > deadline:
+                raise SandboxError(f"{daemon} did not start within 10 s",
+                                   hint=f"see {self.dir / 'log' / (daemon + '.log')}")
+            time.sleep(0.05)
+
+    def start_rbd_mirror(self, site: str | None = None) -> str:
+        """Start an rbd-mirror daemon for this cluster (idempotent), running as its own
+        cephx user client.rbd-mirror.<site> (site: the cluster name unless given) with
+        caps `mon 'profile rbd-mirror' osd 'profile rbd'`. Returns the daemon's name."""
+        from cephstack.ceph.mirror import mirror_user_caps
+
+        site = _check_name("site name", site or self.cluster)
+        daemon = f"{_MIRROR_PREFIX}{site}"
+        if self._pid(daemon) is not None:
+            return daemon
+        keyring = self.mirror_keyring(site)
+        if not keyring.exists():
+            with self.connect() as conn:
+                caps = [word for pair in mirror_user_caps().items() for word in pair]
+                key = conn.mon("auth get-or-create", entity=daemon, caps=caps)[0]["key"]
+            _write_private(keyring, f"[{daemon}]\n\tkey = {key}\n")
+        self._start(daemon)
+        return daemon
 
     def connect(self, timeout: float = 10.0):
         """An admin connection to this sandbox (a CephConnection)."""
@@ -211,7 +290,7 @@ class Sandbox:
             (d / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)  # holds admin keys
         fsid = str(uuid.uuid4())
-        mon_keyring = d / "ceph.mon.keyring"
+        mon_keyring = d / f"{self.cluster}.mon.keyring"
         self._run("ceph-authtool", "--create-keyring", str(mon_keyring), "--gen-key",
                   "-n", "mon.", "--cap", "mon", "allow *")
         self._run("ceph-authtool", "--create-keyring", str(self.admin_keyring), "--gen-key",
@@ -221,7 +300,7 @@ class Sandbox:
         self._run("monmaptool", "--create", "--fsid", fsid, "--addv", "a",
                   f"[v2:127.0.0.1:{port}]", str(d / "monmap"))
         # Written last among the set-up files: its presence means "created".
-        self.conf.write_text(_conf_text(d, fsid, port, osds))
+        self.conf.write_text(_conf_text(d, fsid, port, osds, self.admin_keyring))
         self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", str(d / "monmap"),
                   "--keyring", str(mon_keyring), "-c", str(self.conf))
         self._start("mon.a")
@@ -304,55 +383,13 @@ class Sandbox:
     # -- down -----------------------------------------------------------------
 
     def down(self, timeout: float = 30.0) -> list[str]:
-        """Stop the sandbox's daemons by pid (OSDs, then mgr, then mon); remove nothing but
+        """Stop the sandbox's daemons by pid (rbd-mirror, OSDs, mgr, mon); remove nothing but
         their pid files. Returns those stopped."""
-        return (self._stop(self.osds(), timeout) + self._stop(["mgr.x"], timeout)
-                + self._stop(["mon.a"], timeout))
-
-    def _stop(self, daemons: list[str], timeout: float) -> list[str]:
-        """SIGTERM the given daemons at once, SIGKILL those still running at the deadline.
-        A pid file whose process is gone or is not ours (pid reuse) is stale: removed."""
-        running = {}
-        for daemon in daemons:
-            pid = self._pid(daemon)
-            if pid is None or not self._signal(pid, daemon, signal.SIGTERM):
-                self._pidfile(daemon).unlink(missing_ok=True)
-                continue
-            running[daemon] = pid
-        deadline = time.monotonic() + timeout
-        while any(self._ours(p, d) for d, p in running.items()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for daemon, pid in running.items():
-            if self._signal(pid, daemon, signal.SIGKILL):
-                kill_deadline = time.monotonic() + 5
-                while self._ours(pid, daemon) and time.monotonic() < kill_deadline:
-                    time.sleep(0.05)
-            self._pidfile(daemon).unlink(missing_ok=True)
-        return list(running)
-
-    def _signal(self, pid: int, daemon: str, sig: int) -> bool:
-        """Send `sig` only if `pid` still runs this sandbox's `daemon`. Through a pidfd:
-        were the pid recycled between the check and the signal, nothing would be hit."""
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return False
-        except OSError:  # a kernel without pidfds
-            pidfd = None
-        try:
-            if not self._ours(pid, daemon):
-                return False
-            if pidfd is None:
-                os.kill(pid, sig)
-            else:
-                signal.pidfd_send_signal(pidfd, sig)
-            return True
-        except ProcessLookupError:
-            return False
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-
+        # rbd-mirror's shutdown waits on its peer clusters, which may be gone already: a
+        # throwaway sandbox need not wait for that.
+        return (self._stop(self.mirror_daemons(), min(timeout, 3))
+                + self._stop(self.osds(), timeout)
+                + self._stop(["mgr.x"], timeout) + self._stop(["mon.a"], timeout))
 
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

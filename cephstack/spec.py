@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from cephstack.errors import SpecError
+from cephstack.multispec import pinned_secret_problems, read_mirroring
 from cephstack.specmodel import (  # re-exported: the spec's types are imported from here
     _QUOTA_LIMIT,
     _SAFE_MODES,
@@ -25,6 +26,7 @@ from cephstack.specmodel import (  # re-exported: the spec's types are imported 
     CrushRuleSpec,
     FileAccess,
     KeyringSettings,
+    MirroringSpec,
     PoolSpec,
     Quota,
     RenderSettings,
@@ -38,7 +40,8 @@ from cephstack.specread import compose, decode, dotted, is_null, read_mode, show
 from cephstack.specservices import _clients, _services
 
 __all__ = ["SERVICE_KINDS", "SERVICE_UNIX_USERS", "CinderBackendPin", "ClientSpec",
-           "ClusterSettings", "CrushRuleSpec", "FileAccess", "KeyringSettings", "PoolSpec", "Quota",
+           "ClusterSettings", "CrushRuleSpec", "FileAccess", "KeyringSettings", "MirroringSpec",
+           "PoolSpec", "Quota",
            "RenderSettings", "ServiceSpec", "Spec", "load_spec", "parse_size", "parse_spec"]
 
 
@@ -60,22 +63,31 @@ def parse_spec(text: str, path: str = "<spec>", connect_as: str | None = None) -
         raise SpecError([f"{path}:{root.start_mark.line + 1 if root else 1}: spec: "
                          "the spec is empty"])
     r = _Reader(path, loader)
-    top = r.mapping(root, "", ("cluster", "crush_rules", "pools", "services", "clients",
-                               "keyrings", "render"))
+    top = r.mapping(root, "", ("cluster", "clusters", "crush_rules", "pools", "services",
+                               "clients", "keyrings", "render", "mirroring"))
     base = Path(path).parent
     cluster = _cluster(r, top["cluster"][1], base) if "cluster" in top else ClusterSettings()
+    clusters = _clusters(r, top["clusters"][1], base) if "clusters" in top else {}
+    if "cluster" in top and "clusters" in top:
+        r.problem(top["clusters"][0], "clusters", "give 'cluster' (one cluster) or 'clusters' "
+                  "(several), not both")
     # Never manage admin or the user cephstack connects as: apply would replace its caps.
-    r.never_manage |= {cluster.client} | ({f"client.{connect_as.removeprefix('client.')}"}
-                                          if connect_as else set())
+    r.never_manage |= {cluster.client} | {c.client for c in clusters.values()} | (
+        {f"client.{connect_as.removeprefix('client.')}"} if connect_as else set())
     crush_rules = _crush_rules(r, top["crush_rules"][1]) if "crush_rules" in top else {}
-    pools = _pools(r, top["pools"][1]) if "pools" in top else {}
+    pools = _pools(r, top["pools"][1], clusters) if "pools" in top else {}
     services = _services(r, top["services"][1], pools) if "services" in top else {}
     clients = _clients(r, top["clients"][1], services) if "clients" in top else {}
+    if clusters and "services" in top:
+        pinned_secret_problems(r, top["services"][1], services, clusters)
     keyrings = _keyrings(r, top["keyrings"][1], base) if "keyrings" in top else KeyringSettings()
     render = _render(r, top["render"][1], base) if "render" in top else None
+    mirroring = read_mirroring(r, top["mirroring"][1], clusters, pools, services) \
+        if "mirroring" in top else None
     if r.problems:
         raise SpecError(r.problems)
-    return Spec(path, cluster, pools, services, clients, keyrings, render, crush_rules)
+    return Spec(path, cluster, pools, services, clients, keyrings, render, crush_rules,
+                clusters, mirroring)
 
 
 def _render(r: _Reader, node: yaml.Node, base: Path) -> RenderSettings | None:
@@ -103,27 +115,62 @@ def _render(r: _Reader, node: yaml.Node, base: Path) -> RenderSettings | None:
     return RenderSettings(directory, fmt, **extra) if directory else None
 
 
-def _cluster(r: _Reader, node: yaml.Node, base: Path) -> ClusterSettings:
-    m = r.mapping(node, "cluster", ("conf", "keyring", "client", "connect_timeout"))
+def _cluster(r: _Reader, node: yaml.Node, base: Path, where: str = "cluster",
+             name: str | None = None) -> ClusterSettings:
+    """`cluster:`, or (with `name`) one entry of `clusters:`, whose files default to
+    /etc/ceph/<name>.conf and /etc/ceph/<name>.<client>.keyring."""
+    m = r.mapping(node, where, ("conf", "keyring", "client", "connect_timeout")
+                  + (("availability_zone",) if name else ()))
     out: dict[str, Any] = {}
     for key in ("conf", "keyring"):
-        if key in m and (v := r.fs_path(m[key][1], f"cluster.{key}", base)):
+        if key in m and (v := r.fs_path(m[key][1], f"{where}.{key}", base)):
             out[key] = v
-    if "client" in m and (v := r.text(m["client"][1], "cluster.client", "a name")):
+    if "client" in m and (v := r.text(m["client"][1], f"{where}.client", "a name")):
         bare = v.removeprefix("client.")
         if v == bare or bare.startswith("client.") or not _NAME.fullmatch(bare):
-            r.problem(m["client"][1], "cluster.client", f"expected client.<name>, got {show(v)}")
+            r.problem(m["client"][1], f"{where}.client", f"expected client.<name>, got {show(v)}")
         else:
             out["client"] = v
     if "connect_timeout" in m:
-        t = r.value(m["connect_timeout"][1], "cluster.connect_timeout", (int, float), "seconds")
+        t = r.value(m["connect_timeout"][1], f"{where}.connect_timeout", (int, float), "seconds")
         # An int is finite (and may be too big for a float); a float may be .nan or .inf.
         if t is not None and not (0 < t <= 3600 and (isinstance(t, int) or math.isfinite(t))):
-            r.problem(m["connect_timeout"][1], "cluster.connect_timeout",
+            r.problem(m["connect_timeout"][1], f"{where}.connect_timeout",
                       f"must be between 0 and 3600 seconds, got {t}")
         elif t is not None:
             out["connect_timeout"] = float(t)
+    if "availability_zone" in m and (v := r.name(m["availability_zone"][1],
+                                                 f"{where}.availability_zone", "zone name")):
+        out["availability_zone"] = v
+    if name:
+        out.setdefault("conf", f"/etc/ceph/{name}.conf")
+        out.setdefault("keyring", f"/etc/ceph/{name}.{out.get('client', 'client.admin')}.keyring")
     return ClusterSettings(**out)
+
+
+def _clusters(r: _Reader, node: yaml.Node, base: Path) -> dict[str, ClusterSettings]:
+    """clusters: {NAME: {conf, keyring, client, connect_timeout, availability_zone}}."""
+    clusters: dict[str, ClusterSettings] = {}
+    confs: dict[str, str] = {}
+    for name, (key_node, value_node) in r.mapping(node, "clusters").items():
+        where = dotted("clusters", name)
+        if not r.name(key_node, where, "cluster name"):
+            continue
+        if name in ("DEFAULT", "glance_store"):  # each cluster names a glance-api.conf section
+            r.problem(key_node, where, f"{name!r} is a section of glance-api.conf, where each "
+                      "cluster's Glance store is a section named after it: use another name")
+            continue
+        c = _cluster(r, value_node, base, where, name)
+        if c.conf in confs:
+            r.problem(value_node, f"{where}.conf", f"{c.conf} is already the conf of cluster "
+                      f"{confs[c.conf]!r}: each cluster needs its own")
+            continue
+        confs[c.conf] = name
+        clusters[name] = c
+    if not clusters and not is_null(node) and isinstance(node, yaml.MappingNode) \
+            and not node.value:
+        r.problem(node, "clusters", "no cluster declared: give at least one, or use 'cluster'")
+    return clusters
 
 
 def _crush_rules(r: _Reader, node: yaml.Node) -> dict[str, CrushRuleSpec]:
@@ -149,20 +196,36 @@ def _crush_rules(r: _Reader, node: yaml.Node) -> dict[str, CrushRuleSpec]:
     return rules
 
 
-def _pools(r: _Reader, node: yaml.Node) -> dict[str, PoolSpec]:
+def _pools(r: _Reader, node: yaml.Node,
+           clusters: dict[str, ClusterSettings]) -> dict[str, PoolSpec]:
     pools = {}
     for name, (key_node, value_node) in r.mapping(node, "pools").items():
         where = dotted("pools", name)
         if not r.name(key_node, where, "pool name"):
             continue
-        pools[name] = _pool(r, name, value_node, where)
+        pools[name] = _pool(r, name, value_node, where, clusters)
     return pools
 
 
-def _pool(r: _Reader, name: str, node: yaml.Node, where: str) -> PoolSpec:
+def _pool(r: _Reader, name: str, node: yaml.Node, where: str,
+          clusters: dict[str, ClusterSettings]) -> PoolSpec:
     m = r.mapping(node, where, ("pg_num", "autoscale", "target_size_ratio", "size", "min_size",
-                                "crush_rule", "quota", "init"))
+                                "crush_rule", "quota", "init", "cluster"))
     out: dict[str, Any] = {}
+    if "cluster" in m and (v := r.name(m["cluster"][1], f"{where}.cluster", "cluster name")):
+        if not clusters:
+            r.problem(m["cluster"][1], f"{where}.cluster", "a pool names its cluster only in "
+                      "a spec with 'clusters:' (this one has one cluster)")
+        elif v not in clusters:
+            r.problem(m["cluster"][1], f"{where}.cluster", f"unknown cluster {v!r} (declared "
+                      f"under clusters: {', '.join(clusters)})")
+        else:
+            out["cluster"] = v
+    elif "cluster" not in m and len(clusters) == 1:
+        out["cluster"] = next(iter(clusters))
+    elif "cluster" not in m and clusters:
+        r.problem(node, where, "missing 'cluster': which of "
+                  f"{', '.join(clusters)} holds this pool")
 
     def integer(key: str, low: int, high: int) -> None:
         if key in m:

@@ -28,6 +28,7 @@ class ClusterSettings:
     keyring: str | None = None
     client: str = "client.admin"
     connect_timeout: float = 10.0
+    availability_zone: str | None = None  # clusters: only; None: the cluster's name
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class PoolSpec:
     crush_rule: str | None = None
     quota: Quota = Quota()
     init: bool = True  # false: leave the rbd application and pool init alone (adopted pools)
+    cluster: str | None = None  # the clusters: entry holding it; None in a one-cluster spec
 
 
 # CRUSH's default bucket types (`osd crush dump` types): a rule's failure domain is one.
@@ -120,11 +122,12 @@ class KeyringSettings:
     group: str | None = None
     mode: int = 0o600
     manage: bool = True  # false: cephstack writes no keyring files (an imported spec)
+    cluster_name: str = "ceph"  # keyring files are <cluster>.<entity>.keyring
 
     def path_for(self, entity: str) -> str:
         # str(Path(directory) / name), without a Path per user (1,000 users, every plan)
         base = _normalised(self.directory)
-        name = f"ceph.{entity}.keyring"
+        name = f"{self.cluster_name}.{entity}.keyring"
         return name if base == "." else os.path.join(base, name)
 
 
@@ -147,6 +150,23 @@ class Spec:
     keyrings: KeyringSettings = KeyringSettings()
     render: RenderSettings | None = None  # where `cephstack render` writes; plan checks drift
     crush_rules: dict[str, CrushRuleSpec] = field(default_factory=dict)  # created when missing
+    # Several clusters (clusters.py splits such a spec into one Spec per cluster); empty:
+    # the one-cluster form, `cluster` above.
+    clusters: dict[str, ClusterSettings] = field(default_factory=dict)
+    mirroring: MirroringSpec | None = None  # RBD mirroring between two of the clusters
+    cluster_name: str = "ceph"  # this spec's cluster: /etc/ceph/<cluster_name>.conf
+
+
+@dataclass(frozen=True)
+class MirroringSpec:
+    """Snapshot-based RBD mirroring of `pools` from `primary` to `secondary` (Cinder
+    replication): the pools keep their names on the secondary."""
+
+    primary: str
+    secondary: str
+    pools: tuple[str, ...]
+    schedule: str = "5m"  # `rbd mirror snapshot schedule add` interval
+    user: str = "rbd-mirror"  # the daemons' users: client.<user>.<cluster> on each side
 
 
 def parse_size(text: str | int) -> int:

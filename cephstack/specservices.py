@@ -23,12 +23,14 @@ from cephstack.specread import dotted, read_mode, unix_name
 
 _HOST_KEYS = ("unix_user", "keyring")
 _SERVICE_KEYS = {
-    "glance": ("user", "pool", "chunk_size_mib", "default_store", *_HOST_KEYS),
+    "glance": ("user", "pool", "pools", "chunk_size_mib", "default_store", *_HOST_KEYS),
     "cinder-volume": ("user", "pool", "pools", "chunk_size_mib", "secret_uuid", "backends",
                       *_HOST_KEYS),
     "cinder-backup": ("user", "pool", *_HOST_KEYS),
-    "nova": ("user", "pool", "direct_snapshots", "secret_uuid", *_HOST_KEYS),
+    "nova": ("user", "pool", "pools", "direct_snapshots", "secret_uuid", *_HOST_KEYS),
 }
+# Services that use one pool per cluster: Glance's store, Nova's ephemeral disks of a zone.
+_ONE_POOL_PER_CLUSTER = ("glance", "nova")
 
 
 def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[str, ServiceSpec]:
@@ -61,6 +63,8 @@ def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[s
                           f"pools (declared: {', '.join(sorted(pools)) or 'none'})")
         if len({p for p, _ in bound}) != len(bound):
             r.problem(value_node, f"{where}.pools", "a pool is listed twice")
+        elif kind in _ONE_POOL_PER_CLUSTER:
+            _one_pool_per_cluster(r, kind, where, bound, pools)
         extra: dict[str, Any] = {}
         if "direct_snapshots" in m:
             extra["direct_snapshots"] = r.value(m["direct_snapshots"][1],
@@ -79,6 +83,22 @@ def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[s
             services[kind] = ServiceSpec(kind, user, tuple(p for p, _ in bound),
                                          **{k: v for k, v in extra.items() if v is not None})
     return services
+
+
+def _one_pool_per_cluster(r: _Reader, kind: str, where: str, bound: list[tuple[str, yaml.Node]],
+                          pools: dict[str, PoolSpec]) -> None:
+    """Glance has one RBD store per cluster and Nova one images_rbd_pool per zone (cluster):
+    two of their pools on one cluster would leave one unused."""
+    seen: dict[str | None, str] = {}
+    for pool, pool_node in bound:
+        if pool not in pools:
+            continue
+        cluster = pools[pool].cluster
+        if cluster in seen:
+            on = f"cluster {cluster!r}" if cluster else "the cluster"
+            r.problem(pool_node, f"{where}.pools", f"{kind} uses one pool per cluster: "
+                      f"{pool!r} and {seen[cluster]!r} are both on {on}")
+        seen.setdefault(cluster, pool)
 
 
 def _service_host(r: _Reader, m: dict, kind: str, where: str, pools: set[str]) -> dict:

@@ -28,31 +28,43 @@ exit codes:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from cephstack.audit import audit, exit_code, rbd_users, recognise
-    from cephstack.catalog import desired_clients
-    from cephstack.ceph.observe import observe, volume_snapshots
-    from cephstack.keyfiles import read_keyring_files
+    from cephstack.audit import exit_code
     from cephstack.report import audit_json, audit_text, dumps
 
     spec = load_spec_of(args) if args.spec else None
+    if spec is not None and spec.clusters:  # several clusters: each at once
+        from cephstack.multicommands import cmd_audit as audit_clusters
+
+        return audit_clusters(args, spec)
     with connect(args, spec) as conn:
-        state = observe(conn)
-        paths: dict[str, str] = {}
-        if spec is not None and spec.keyrings.manage:
-            paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-        if args.keyring_dir:
-            paths.update({e: str(Path(args.keyring_dir) / f"ceph.{e}.keyring")
-                          for e in rbd_users(state)})
-        # The keyring files are local: read them into the one observed state, no second
-        # round of mon commands.
-        state = replace(state, keyring_files=read_keyring_files(paths))
-        roles, _ = recognise(state, spec)
-        volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
-                               for p in r.pools} & set(state.pools))
-        snapshots = volume_snapshots(conn, volume_pools)
-    findings = audit(state, spec, state.keyring_files, snapshots)
+        findings = audit_findings(args, spec, conn)
     print_out(dumps(audit_json(findings)) if args.output == "json" else audit_text(findings))
     return exit_code(findings)
+
+
+def audit_findings(args: argparse.Namespace, spec, conn) -> list:
+    """The audit of the cluster behind `conn` (against `spec` when given)."""
+    from cephstack.audit import audit, rbd_users, recognise
+    from cephstack.catalog import desired_clients
+    from cephstack.ceph.observe import observe, volume_snapshots
+    from cephstack.keyfiles import read_keyring_files
+
+    state = observe(conn)
+    paths: dict[str, str] = {}
+    if spec is not None and spec.keyrings.manage:
+        paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
+    if args.keyring_dir:
+        name = spec.cluster_name if spec is not None else "ceph"  # <cluster>.<entity>.keyring
+        paths.update({e: str(Path(args.keyring_dir) / f"{name}.{e}.keyring")
+                      for e in rbd_users(state)})
+    # The keyring files are local: read them into the one observed state, no second
+    # round of mon commands.
+    state = replace(state, keyring_files=read_keyring_files(paths))
+    roles, _ = recognise(state, spec)
+    volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
+                           for p in r.pools} & set(state.pools))
+    snapshots = volume_snapshots(conn, volume_pools)
+    return audit(state, spec, state.keyring_files, snapshots)
 
 
 def _service_files(args: argparse.Namespace):

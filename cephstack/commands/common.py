@@ -123,7 +123,7 @@ def add_lock_wait(p: argparse.ArgumentParser) -> None:
 
 
 def hold_lock(args: argparse.Namespace, conn, command: str, shared: bool = False,
-              run: str | None = None):
+              run: str | None = None, alongside=None):
     """The cluster's run lock (cephstack.ceph.runlock) for the rest of the command: apply
     holds it alone, verifies share it. On SIGINT/SIGTERM it is released on the way out."""
     from cephstack import interrupt
@@ -133,7 +133,7 @@ def hold_lock(args: argparse.Namespace, conn, command: str, shared: bool = False
         interrupt.configure(hint="what was done stays; run apply again: it continues from "
                                  "where it stopped")
     return hold(conn, command, SHARED if shared else EXCLUSIVE,
-                getattr(args, "lock_wait", 0.0) or 0.0, run=run)
+                getattr(args, "lock_wait", 0.0) or 0.0, run=run, alongside=alongside)
 
 
 def op_timeout(args: argparse.Namespace) -> float:
@@ -159,6 +159,13 @@ def connect(args: argparse.Namespace, spec):
     from cephstack.ceph.adapter import CephConnection, ClusterAccess
     from cephstack.spec import ClusterSettings
 
+    if spec is not None and spec.clusters:  # commands that take several go through clusters.py
+        from cephstack.multicommands import SeveralClustersUsage
+
+        raise SeveralClustersUsage(
+            f"{spec.path} declares several clusters ({', '.join(spec.clusters)}); this "
+            "command works on one cluster", hint="plan, apply, audit and render take several "
+            "clusters; for this one, write a one-cluster spec (cluster:)")
     c = spec.cluster if spec is not None else ClusterSettings()
     client = args.client or c.client
     if not client.startswith("client."):
@@ -187,3 +194,13 @@ def plan_for(spec, state):
     from cephstack.render.drift import rendered_on_disk
 
     return make_plan(spec, state, rendered_on_disk(spec, state))
+
+
+def confirm(args: argparse.Namespace, question: str, refused: str) -> bool:
+    """--yes, or "yes" typed at the terminal; without a terminal, refused (nothing done)."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print_err(f"error: not a terminal and --yes not given: {refused}")
+        return False
+    return input(f"{question} Only 'yes' is accepted: ").strip() == "yes"

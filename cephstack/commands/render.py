@@ -25,8 +25,15 @@ def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
     from cephstack.render.openstack import notes
 
     fmt = args.format or (spec.render.format if spec.render else "plain")
-    with connect(args, spec) as conn:
-        files = render(spec, facts_of(observe(conn, monmap=True)), fmt)
+    if spec.clusters:  # several clusters: files per cluster name (cephstack/multirender.py)
+        from cephstack.multicommands import refuse_overrides
+        from cephstack.multirender import observed_facts, render_clusters
+
+        refuse_overrides(args, spec)
+        files = render_clusters(spec, observed_facts(args, spec), fmt)
+    else:
+        with connect(args, spec) as conn:
+            files = render(spec, facts_of(observe(conn, monmap=True)), fmt)
     if missing := sorted({f.pending for f in files if f.pending}):
         raise CephstackError(f"{', '.join(missing)} does not exist in the cluster: nothing "
                              "rendered", hint="run cephstack apply first")
@@ -61,6 +68,10 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
     from cephstack.host.merge import BACKUP_SUFFIX, merge_file
     from cephstack.render.bundle import file_sections
 
+    if spec.clusters:
+        print_err("error: --merge-into is for a one-cluster spec; with clusters:, render the "
+                  "bundles and install them (cephstack host install)")
+        return EXIT_BAD_INPUT
     path = Path(args.merge_into)
     service = args.as_service or {"glance-api.conf": "glance", "cinder.conf": "cinder",
                                   "nova.conf": "nova"}.get(path.name)

@@ -199,9 +199,10 @@ def _secrets(bundle: Path, manifest: dict, root: Path, dry_run: bool,
 
 def _checks(manifest: dict, root: Path,
             progress: Callable[[str], None]) -> list[CheckResult]:
-    conf = str(_on_host(root, CEPH_CONF))
     results = []
     for c in manifest["checks"]:
+        # a bundle for several clusters names each check's <cluster>.conf
+        conf = str(_on_host(root, c.get("conf", CEPH_CONF)))
         progress(f"check as {c['unix_user']}: {c['entity']} on pool {c['pool']}")
         results.append(service_can_connect(c["unix_user"], conf, str(_on_host(root, c["keyring"])),
                                            c["entity"], c["pool"]))

@@ -72,6 +72,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         box.down()
 
 
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Cluster]]:
+    """Two sandboxes, clusters "site-a" and "site-b" (a directory each), each running an
+    rbd-mirror daemon as client.rbd-mirror.<site>; both stopped afterwards."""
+    clusters = []
+    try:
+        for site in ("site-a", "site-b"):
+            root = tmp_path_factory.mktemp(site)
+            box = Sandbox(root / "sandbox", cluster=site)
+            clusters.append(Cluster(box, root))
+            box.up()
+            box.start_rbd_mirror()
+        yield clusters[0], clusters[1]
+    finally:
+        for c in clusters:  # the daemons first: each waits on its peer when stopping
+            for daemon in c.box.mirror_daemons():
+                c.box.stop_daemon(daemon)
+        for c in clusters:
+            c.box.down()
+
+
 @pytest.fixture
 def libvirtd(tmp_path):
     """A private libvirtd with only the secret driver, on its own socket."""
