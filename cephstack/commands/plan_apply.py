@@ -225,13 +225,13 @@ def lock_creating_pools(args: argparse.Namespace, conn, spec, plan, locked, prog
 
 def still_the_plan(shown, now) -> bool:
     """Whether `now` (planned after `shown`'s new pools were made) asks for the rest of
-    `shown` and nothing else: the same actions apart from those pools'."""
+    `shown` and nothing else: the same actions apart from those pools', and no refusal."""
     created = {a.address for a in shown.actions if a.kind == "create_pool"}
 
     def rest(p) -> list[tuple[str, str]]:
         return sorted((a.kind, a.address) for a in p.actions if a.address not in created)
 
-    return rest(shown) == rest(now)
+    return not now.refusals and rest(shown) == rest(now)
 
 
 def _add_prune(p: argparse.ArgumentParser) -> None:

@@ -420,3 +420,6 @@ def test_the_plan_is_kept_when_only_its_new_pools_changed():
     by_hand = ClientState("client.g", {"mon": "profile rbd"}, Secret("AQ" + "A" * 38))
     taken = plan_of(spec, cluster(pool("c"), *made, clients={"client.g": by_hand}))
     assert not still_the_plan(shown, taken)
+    # and never a plan the cluster now refuses (the plan made under the lock says why)
+    refused = plan_of(spec, cluster(pool("c", apps=("cephfs",)), *made))
+    assert refused.refusals and not still_the_plan(shown, refused)
