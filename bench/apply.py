@@ -188,7 +188,7 @@ def osds_for(pools: dict) -> int:
 # Both ways start once the harness's own last command is this old: the monitor audits every
 # command and commits that log entry, and any commit holds the next OSD map change back for
 # up to paxos_propose_interval (1 s): a command sent just before would time the harness.
-QUIET = 1.5
+QUIET = float(os.environ.get("CEPHSTACK_BENCH_QUIET", "1.5"))
 
 
 def counters(box: Sandbox) -> dict[str, int]:
