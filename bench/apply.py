@@ -188,6 +188,7 @@ def osds_for(pools: dict) -> int:
 # Both ways start once the harness's own last command is this old: the monitor audits every
 # command and commits that log entry, and any commit holds the next OSD map change back for
 # up to paxos_propose_interval (1 s): a command sent just before would time the harness.
+# CEPHSTACK_BENCH_QUIET=SECONDS changes it.
 QUIET = float(os.environ.get("CEPHSTACK_BENCH_QUIET", "1.5"))
 
 
