@@ -144,9 +144,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
                             f"{saved['fingerprint']}, now {plan.fingerprint}); nothing applied",
                             hint="run cephstack plan --out again and review it")
         if not as_json and plan is not shown:
-            if shown is not None:
+            if shown is not None and early is not None:
                 print_out("The cluster changed while the lock was being taken (the new pools "
                           "were created); the plan is now:")
+            elif shown is not None:
+                print_out("Another run held the lock; looked at again under it, the plan is "
+                          "now:")
             print_out(plan_text(plan))
         if plan.empty and not plan.refusals:  # refused with nothing to do: not converged
             if as_json:
