@@ -50,6 +50,25 @@ class Cluster:
         path.write_text(text)
         return path
 
+    def outage(self):
+        """A mirroring primary going away and coming back (cephstack.mirrordrill.Outage):
+        its monitor, manager and rbd-mirror stopped; its memstore OSD kept, as a restart
+        would lose its data."""
+        from cephstack.mirrordrill import Outage
+
+        stopped = ["mon.a", "mgr.x", f"client.rbd-mirror.{self.box.cluster}"]
+
+        def cut() -> None:
+            for daemon in reversed(stopped):
+                self.box.stop_daemon(daemon)
+
+        def restore() -> None:
+            for daemon in stopped[:2]:
+                self.box.start_daemon(daemon)
+            self.box.start_rbd_mirror()
+
+        return Outage(cut, restore)
+
     def cli(self, *args: str, check_keys: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the real CLI as a process; assert no cephx key reached its output."""
         proc = subprocess.run([sys.executable, "-m", "cephstack", *args], capture_output=True,

@@ -17,7 +17,7 @@ import pytest
 from cephstack.ceph import mirror
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
 from cephstack.errors import CephCommandError, OpTimedOut
-from cephstack.mirrordrill import DrillSite, Outage, failover_drill
+from cephstack.mirrordrill import DrillSite, failover_drill
 from tests.integration.conftest import Cluster
 
 POOL = "volumes"
@@ -234,18 +234,7 @@ def test_failover_drill_orderly(mirrored):
 
 def test_failover_drill_forced_with_the_primary_down(mirrored):
     (a, ca), (b, cb) = mirrored
-    stopped = ["mon.a", "mgr.x", "client.rbd-mirror.site-a"]
-
-    def cut():
-        for daemon in reversed(stopped):
-            a.box.stop_daemon(daemon)
-
-    def restore():
-        for daemon in stopped[:2]:
-            a.box.start_daemon(daemon)
-        a.box.start_rbd_mirror()
-
-    steps = _drill(mirrored, Outage(cut, restore))
+    steps = _drill(mirrored, a.outage())
     names = [s.name for s in steps]
     assert "forced promote on site-b" in names and "resync on site-a" in names
     assert "site-a serves the volume read-write again" in names

@@ -172,23 +172,11 @@ def test_forced_failover_drill_with_the_primary_down(applied):
     """The drill lane verify runs, with an outage: site-a's monitor, manager and rbd-mirror
     stopped, so the secondary is promoted by force; then site-a is back and fails back."""
     from cephstack.commands.common import connect
-    from cephstack.mirrordrill import Outage
 
     (a, b), spec_path = applied
     spec = load_spec(str(spec_path))
     parts = split(spec)
-    stopped = ["mon.a", "mgr.x", "client.rbd-mirror.site-a"]
-
-    def cut():
-        for daemon in reversed(stopped):
-            a.box.stop_daemon(daemon)
-
-    def restore():
-        for daemon in stopped[:2]:
-            a.box.start_daemon(daemon)
-        a.box.start_rbd_mirror()
-
-    [lane] = across.lanes(spec, parts, "cinder-volume", Outage(cut, restore))
+    [lane] = across.lanes(spec, parts, "cinder-volume", a.outage())
     assert lane.clusters == ("site-a", "site-b") and lane.where("cinder-volume") == \
         "site-a->site-b"
     args = type("Args", (), {"client": None, "conf": None, "keyring": None,
