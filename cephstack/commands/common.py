@@ -42,7 +42,20 @@ _printed = {"out": False, "error": ""}
 
 def print_out(text: str = "") -> None:
     _printed["out"] = True
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`): the output is no longer wanted, but the command's
+        # work (an apply half done, say) must not stop over it. Later output goes nowhere.
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def print_err(text: str) -> None:

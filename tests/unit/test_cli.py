@@ -91,3 +91,25 @@ def test_each_command_line_builds_only_what_it_needs():
     loaded = set(proc.stdout.split())
     assert not loaded & {"cephstack.status", "cephstack.audit", "cephstack.verify",
                          "cephstack.render", "yaml", "rados"}
+
+
+def test_output_to_a_reader_that_went_away_does_not_crash_the_command():
+    """`cephstack ... --output json | head`: the pipe closes early; the command still ends
+    with its own exit code, and no BrokenPipeError traceback reaches stderr."""
+    import subprocess
+    import sys
+    import time
+
+    script = ("import sys\n"
+              "from cephstack.commands.common import print_out\n"
+              "print_out('x' * 200_000)\n"  # more than a pipe holds: blocks until closed
+              "print_out('after the reader left')\n"
+              "sys.exit(7)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    time.sleep(0.2)  # the writer is blocked on the full pipe
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 7
+    assert b"BrokenPipe" not in err and b"Traceback" not in err, err.decode()
