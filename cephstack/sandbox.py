@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from cephstack.errors import EXIT_BAD_INPUT, CephstackError
+from cephstack.errors import EXIT_BAD_INPUT
+from cephstack.sandboxmake import SandboxError, conf_text, crush_map
 from cephstack.sandboxproc import (
     command_line,
     is_ours,
@@ -36,11 +37,6 @@ MAX_OSDS = 8
 # The one client daemon a sandbox runs is rbd-mirror, as "client.rbd-mirror.<site>".
 _MIRROR_PREFIX = "client.rbd-mirror."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-_GIB = 1 << 30
-
-
-class SandboxError(CephstackError):
-    pass
 
 
 class SandboxArgumentError(SandboxError):
@@ -67,51 +63,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _conf_text(d: Path, fsid: str, port: int, osds: int, admin_keyring: Path) -> str:
-    # Memstore reserves nothing up front; the cap bounds what tests can fill.
-    device_bytes = 4 * _GIB if osds == 1 else _GIB
-    return f"""\
-# cephstack sandbox: a throwaway single-node cluster on loopback. Not for production.
-[global]
-fsid = {fsid}
-mon host = v2:127.0.0.1:{port}
-public addr = 127.0.0.1
-auth cluster required = cephx
-auth service required = cephx
-auth client required = cephx
-auth allow insecure global id reclaim = false
-osd pool default size = 1
-osd pool default min size = 1
-mon allow pool size one = true
-mon allow pool delete = true
-mon warn on pool no redundancy = false
-# Replicas go to OSDs, not hosts: size 3 fits on 3 OSDs of this one host.
-osd crush chooseleaf type = 0
-run dir = {d}/run
-log file = {d}/log/$name.log
-[client.admin]
-keyring = {admin_keyring}
-# Per daemon, not global: clients would fight over one admin socket path.
-[mon]
-mon data = {d}/$name
-keyring = {d}/$name/keyring
-pid file = {d}/run/$name.pid
-admin socket = {d}/run/$name.asok
-[mgr]
-mgr data = {d}/$name
-keyring = {d}/$name/keyring
-pid file = {d}/run/$name.pid
-admin socket = {d}/run/$name.asok
-[osd]
-osd data = {d}/$name
-keyring = {d}/$name/keyring
-pid file = {d}/run/$name.pid
-admin socket = {d}/run/$name.asok
-osd objectstore = memstore
-memstore device bytes = {device_bytes}
-"""
 
 
 def _check_name(what: str, name: str) -> str:
@@ -215,7 +166,7 @@ class Sandbox:
         return self.status()
 
     def _wipe(self) -> None:
-        for name in ("mon.a", "mgr.x", *self.osds(), "run"):
+        for name in ("mon.a", "mgr.x", *self.osds(), "run", "crush"):
             shutil.rmtree(self.dir / name, ignore_errors=True)
         for path in (self.conf, self.dir / "monmap", self.dir / f"{self.cluster}.mon.keyring",
                      self.admin_keyring, *map(self.mirror_keyring, self._mirror_sites())):
@@ -300,7 +251,7 @@ class Sandbox:
         self._run("monmaptool", "--create", "--fsid", fsid, "--addv", "a",
                   f"[v2:127.0.0.1:{port}]", str(d / "monmap"))
         # Written last among the set-up files: its presence means "created".
-        self.conf.write_text(_conf_text(d, fsid, port, osds, self.admin_keyring))
+        self.conf.write_text(conf_text(d, fsid, port, osds, self.admin_keyring))
         self._run("ceph-mon", "--mkfs", "-i", "a", "--monmap", str(d / "monmap"),
                   "--keyring", str(mon_keyring), "-c", str(self.conf))
         self._start("mon.a")
@@ -316,9 +267,11 @@ class Sandbox:
                            f"[mgr.x]\n\tkey = {mgr[0]['key']}\n")
             self._start("mgr.x")
             uuids = [str(uuid.uuid4()) for _ in range(osds)]
+            crush = crush_map(conn, self.dir / "crush", self._run)
             # At once: the monitor folds them into one OSD map commit.
             ids = [r["osdid"] for r in conn.concurrently(
-                [lambda u=u: conn.mon("osd new", uuid=u) for u in uuids])]
+                [lambda: conn.mon("osd setcrushmap", inbuf=crush)]
+                + [lambda u=u: conn.mon("osd new", uuid=u) for u in uuids])[1:]]
             conn.concurrently([lambda i=i, u=u: self._make_osd(conn, i, u)
                                for i, u in zip(ids, uuids, strict=True)])
             self._wait_osds_up(conn, len(ids), timeout)

@@ -162,8 +162,10 @@ class CephConnection:
 
     # -- mon commands -------------------------------------------------------
 
-    def mon(self, prefix: str, inbuf: bytes = b"", **args: Any) -> Any:
-        """Send one mon command; return its JSON output (or None when it has none)."""
+    def mon(self, prefix: str, inbuf: bytes = b"", *, binary_output: bool = False,
+            **args: Any) -> Any:
+        """Send one mon command; return its JSON output (or None when it has none), or with
+        binary_output its output as bytes (`osd getcrushmap`)."""
         cmd = {"prefix": prefix, "format": "json", **args}
         self.checkpoint()
         with self._count_lock:
@@ -176,6 +178,8 @@ class CephConnection:
                               "the monitors") from None
         if ret != 0:
             raise self._typed(prefix, ret, text.strip(), "the monitors")
+        if binary_output:
+            return out
         if not out:
             return None
         try:

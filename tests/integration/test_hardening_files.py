@@ -200,6 +200,9 @@ def test_sandbox_with_three_osds(cluster, tmp_path):
                      pool_type="replicated", size=3)
             placed = conn.mon("osd map", pool="three", object="probe")
             assert sorted(placed["up"]) == [0, 1, 2]  # one replica on each OSD
+            # The sandbox's rule allows the sizes it can place (sandboxmake.crush_map).
+            rule = conn.mon("osd crush rule dump", name="replicated_rule")
+            assert (rule["min_size"], rule["max_size"]) == (1, 3)
             deadline = time.monotonic() + 90
             while (states := _pg_states(conn)) != {"active+clean": sum(states.values())}:
                 assert time.monotonic() < deadline, f"PGs not active+clean: {states}"
