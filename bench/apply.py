@@ -24,6 +24,7 @@ import compileall
 import json
 import os
 import platform
+import random
 import re
 import shlex
 import statistics
@@ -190,6 +191,11 @@ def osds_for(pools: dict) -> int:
 # up to paxos_propose_interval (1 s): a command sent just before would time the harness.
 # CEPHSTACK_BENCH_QUIET=SECONDS changes it.
 QUIET = float(os.environ.get("CEPHSTACK_BENCH_QUIET", "1.5"))
+# PHASES: an idle sandbox monitor commits every second (the manager's report, then the
+# cluster log of it, each held to 1 s after the last commit), so a cold apply's first OSD
+# map change waits for the next second of that cycle: 0-1 s, set by when it starts. The
+# several-clusters section starts its rounds at offsets spread over that second (the same
+# offset for 1 and N clusters in a round), not at one lucky or unlucky point of it.
 
 
 def counters(box: Sandbox) -> dict[str, int]:
@@ -330,9 +336,10 @@ def clusters_spec(boxes: list[Sandbox], keys: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_clusters(work: Path, count: int) -> float:
+def run_clusters(work: Path, count: int, phase: float) -> float:
     """Cold apply of the seed layout on `count` fresh clusters (one spec, one process);
-    count 0: the one-cluster form (`cluster:`) of the seed layout, the baseline."""
+    count 0: the one-cluster form (`cluster:`) of the seed layout, the baseline. Started
+    `phase` s (0-1) later than QUIET: see PHASES."""
     boxes = [Sandbox(work / f"site{i}", cluster=f"site{i}") for i in range(max(count, 1))]
     try:
         threads = [threading.Thread(target=b.up) for b in boxes]  # created at once
@@ -350,7 +357,7 @@ def run_clusters(work: Path, count: int) -> float:
                             .replace("/var/openstack/ceph", str(work / "keys")))
         for b in boxes:
             settle(b)
-        time.sleep(QUIET)
+        time.sleep(QUIET + phase)
         cold, _ = timed([*CEPHSTACK, "apply", "-f", str(spec), "--yes"])
         _, out = timed([*CEPHSTACK, "apply", "-f", str(spec), "--yes", "--output", "json"])
         assert json.loads(out)["changes"] is False, "the re-apply was not a no-op"
@@ -454,15 +461,18 @@ def main() -> int:
 
     if args.clusters:
         times: dict[str, list[float]] = {}
-        for r in range(args.rounds):
+        phases = [(r + 0.5) / args.rounds for r in range(args.rounds)]
+        random.Random(args.rounds).shuffle(phases)
+        for r, phase in enumerate(phases):
             for label, count in (("1 cluster (cluster:)", 0),
                                  (f"{args.clusters} clusters (clusters:)", args.clusters)):
                 with tempfile.TemporaryDirectory(prefix="bench-clusters-") as tmp:
-                    print(f"[clusters] seed layout, {label}, round {r + 1}/{args.rounds} ...",
-                          file=sys.stderr, flush=True)
-                    times.setdefault(label, []).append(run_clusters(Path(tmp), count))
+                    print(f"[clusters] seed layout, {label}, round {r + 1}/{args.rounds} "
+                          f"(+{phase:.2f} s) ...", file=sys.stderr, flush=True)
+                    times.setdefault(label, []).append(run_clusters(Path(tmp), count, phase))
         print(f"\nseed layout on several clusters: cold apply, s ({args.rounds} rounds, "
-              "median (min-max))")
+              "median (min-max)); round r starts (r + 0.5)/rounds s later into the "
+              "monitors' 1 s commit cycle, the same for both")
         for label, values in times.items():
             print(f"{label:<28} {_stats(values)}")
         one, many = (statistics.median(v) for v in times.values())
