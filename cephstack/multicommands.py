@@ -48,12 +48,14 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
 
     clusters: dict[str, Any] = {}
     actions: list[dict] = []
+    refusals: list[str] = []
     for name, run in multi.runs.items():
         out: dict[str, Any] = {"conf": run.spec.cluster.conf}
         if run.plan is not None:
             shown = multirun.prefixed(name, run.plan)
             out["plan"] = plan_json(shown)
             actions += out["plan"]["actions"]
+            refusals += out["plan"]["refusals"]
         if run.applied or "applied" in extra:
             out["applied"] = run.applied
         if run.after is not None:
@@ -78,7 +80,8 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
                     else None}
         actions += rendered["actions"]
     return {"format_version": FORMAT_VERSION, "fingerprint": multi.fingerprint,
-            "changes": not multi.empty, "actions": actions, "clusters": clusters,
+            "changes": not multi.empty, "actions": actions, "refusals": refusals,
+            "clusters": clusters,
             "mirroring": mirroring, "rendered": rendered,
             "failed": [r.name for r in multi.failed], **extra}
 
@@ -196,7 +199,7 @@ def _save(args: argparse.Namespace, multi: MultiRun, spec: Spec) -> None:
     from cephstack.keyfiles import write_atomic
 
     saved = document(spec, multi, spec=str(Path(args.spec).absolute()),
-                     spec_sha256=file_sha256(Path(args.spec)))
+                     spec_sha256=file_sha256(Path(args.spec)), prune=args.prune)
     write_atomic(args.out, _dumps(saved) + "\n", 0o644, dir_mode=0o755)
     if args.output != "json":
         print_out(f"Saved to {args.out}: cephstack apply --plan {args.out} applies exactly "
@@ -308,7 +311,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
         mirrored = multirun.apply_mirroring(spec, multi, _progress(as_json, "mirroring"))
 
         def converged(run: multirun.ClusterRun) -> None:
-            multirun.replan(run)
+            multirun.replan(run, records=False)
             run.after = run.plan
             if not run.after.empty:
                 from cephstack.report import plan_text

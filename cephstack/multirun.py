@@ -76,6 +76,7 @@ class ClusterRun:
     locked: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     early: Any = None  # what creating the new pools with the lock's commit did
     pools_created: bool = False  # ... so apply_plan does not create them again
+    prune: bool = False  # observed for --prune: its removals and refusals are planned
 
     @property
     def ok(self) -> bool:
@@ -142,28 +143,46 @@ def start(args: Any, spec: Spec, then: Callable[[ClusterRun], None] | None = Non
     clusters: a late command would miss the monitor's current proposal, a second lost)."""
     from cephstack.commands.common import connect
 
+    prune = bool(getattr(args, "prune", False))
     runs = {name: ClusterRun(name, sub, replace(sub, render=spec.render) if spec.render
-                             else sub) for name, sub in split(spec).items()}
+                             else sub, prune=prune) for name, sub in split(spec).items()}
 
-    def open_and_plan(run: ClusterRun) -> None:
+    def open_(run: ClusterRun) -> None:
         try:
             run.conn = connect(args, run.spec)
         except CephstackError as e:  # the one-cluster hint names --conf; here it is the spec
             if any(flag in (e.hint or "") for flag in ("--conf", "--keyring", "--id")):
                 e.hint = f"check clusters.{run.name} (conf, keyring, client) in the spec"
             raise
+
+    def plan_(run: ClusterRun) -> None:
         replan(run)
         if then is not None:
             then(run)
 
-    each(list(runs.values()), open_and_plan)
+    if prune:  # every cluster reached before any is planned: two entries must not share one
+        from cephstack.multiprune import refuse_shared
+
+        each(list(runs.values()), open_)
+        refuse_shared(runs)
+        each(list(runs.values()), plan_)
+    else:
+        each(list(runs.values()), lambda run: (open_(run), plan_(run)))
     return MultiRun(runs)
 
 
-def replan(run: ClusterRun) -> None:
+def replan(run: ClusterRun, *, records: bool = True) -> None:
+    """Observe and plan `run` again; with cephstack's records of what it created (and, for
+    --prune, what removing them needs) unless `records` is False (the check after apply,
+    as one-cluster apply's)."""
+    from cephstack.ceph.records import observe_with_records
     from cephstack.commands.common import observe_for, plan_for
 
-    run.state = observe_for(run.conn, run.observe_as or run.spec)
+    def observe():
+        return observe_for(run.conn, run.observe_as or run.spec)
+
+    run.state = (observe_with_records(run.conn, observe, run.spec, run.prune) if records
+                 else observe())
     run.plan = plan_for(run.spec, run.state)
 
 

@@ -29,7 +29,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from cephstack.report import dumps, plan_json, plan_text
 
     spec = load_spec_of(args)
-    _no_prune_across_clusters(args, spec)
     if spec.clusters:  # several clusters: plan each at once (cephstack/multicommands.py)
         from cephstack.multicommands import cmd_plan as plan_clusters
 
@@ -55,15 +54,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if plan.refusals:
         return EXIT_FAILED
     return 2 if args.detailed_exitcode and not plan.empty else 0
-
-
-def _no_prune_across_clusters(args: argparse.Namespace, spec) -> None:
-    if getattr(args, "prune", False) and spec.clusters:
-        from cephstack.errors import SpecError
-
-        raise SpecError("--prune is not supported with several clusters (clusters: in the "
-                        "spec) yet: nothing planned or removed",
-                        hint="prune each cluster with a one-cluster spec (cluster:)")
 
 
 def _observed(args: argparse.Namespace, conn, spec):
@@ -114,7 +104,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     saved = _saved_plan(args) if args.plan else None
     spec = load_spec_of(args)
-    _no_prune_across_clusters(args, spec)
     if spec.clusters:  # several clusters: apply to each at once (cephstack/multicommands.py)
         from cephstack.multicommands import cmd_apply as apply_clusters
 
