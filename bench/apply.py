@@ -475,6 +475,8 @@ def main() -> int:
               "monitors' 1 s commit cycle, the same for both")
         for label, values in times.items():
             print(f"{label:<28} {_stats(values)}")
+        print("per round (offset: 1 cluster / N clusters): " + ", ".join(
+            f"+{p:.2f} {a:.2f}/{b:.2f}" for p, a, b in zip(phases, *times.values(), strict=True)))
         one, many = (statistics.median(v) for v in times.values())
         print(f"ratio {args.clusters} clusters / 1 cluster: {many / one:.2f}x (target <= 1.3x)")
 
