@@ -20,6 +20,7 @@ from typing import Any
 
 from cephstack.ceph.adapter import CephConnection, _rbd
 from cephstack.ceph.failures import typed_error
+from cephstack.ceph.mirrorpeers import stale_reason
 from cephstack.errors import EXIT_TIMEOUT, CephCommandError, CephstackError, OpTimedOut, SpecError
 
 PEER_CLIENT = "client.rbd-mirror-peer"  # the user `peer bootstrap create` makes
@@ -142,10 +143,14 @@ def _pool_changes(side: _Side, other: _Side, pool: str) -> list[MirrorChange]:
         changes.append(MirrorChange(f"mirror {pool}@{side.site}: mode image",
                                     f"mirror mode {MODE_NAMES.get(mode, mode)} -> image"))
     peers = [p for p in peer_list(side.conn, pool) if p["site_name"] == other.site]
-    if not any(p["direction"] == rbd.RBD_MIRROR_PEER_DIRECTION_RX_TX for p in peers):
+    both_ways = [p for p in peers if p["direction"] == rbd.RBD_MIRROR_PEER_DIRECTION_RX_TX]
+    if not both_ways:
         changes.append(MirrorChange(f"mirror {pool}@{side.site}: peer {other.site}",
                                     f"peer {other.site} rx-tx"
                                     + (" (replaces a one-way peer)" if peers else "")))
+    elif stale := stale_reason(side.conn, other.conn, other.site, pool, both_ways[0]):
+        changes.append(MirrorChange(f"mirror {pool}@{side.site}: peer {other.site}",
+                                    f"peer {other.site} bootstrapped again: {stale}"))
     return changes
 
 

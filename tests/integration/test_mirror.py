@@ -127,6 +127,31 @@ def test_ensure_mirroring_converges_then_changes_nothing(sites):
     assert mirror.ensure_mirroring(ca, cb, [POOL], **KW) == lost
     assert mirror.mirroring_changes(ca, cb, [POOL], **KW) == []
     assert [len(mirror.peer_list(conn, POOL)) for conn in (ca, cb)] == [1, 1]
+    # A peer whose attributes no longer reach its site (the site's cluster rebuilt on other
+    # ports, or its bootstrap user's key changed) has the right name and direction, yet is
+    # bootstrapped again, in place.
+    good = {}
+    for conn in (ca, cb):
+        uuid = mirror.peer_list(conn, POOL)[0]["uuid"]
+        good[conn] = conn.rbd("mirror_peer_get_attributes", POOL, uuid)
+    uuid_a = mirror.peer_list(ca, POOL)[0]["uuid"]
+    ca.rbd("mirror_peer_set_attributes", POOL, uuid_a,
+           {**good[ca], "mon_host": "[v2:127.0.0.1:1/0]"})
+    uuid_b = mirror.peer_list(cb, POOL)[0]["uuid"]
+    cb.rbd("mirror_peer_set_attributes", POOL, uuid_b, {**good[cb], "key": good[ca]["key"]})
+    stale = mirror.mirroring_changes(ca, cb, [POOL], **KW)
+    assert [(c.address, c.detail) for c in stale] == [
+        (f"mirror {POOL}@site-a: peer site-b",
+         "peer site-b bootstrapped again: its monitor addresses are not site-b's"),
+        (f"mirror {POOL}@site-b: peer site-a",
+         f"peer site-a bootstrapped again: its key is not the one {mirror.PEER_CLIENT} has "
+         "on site-a")]
+    changed += mirror.ensure_mirroring(ca, cb, [POOL], progress=lines.append, **KW)
+    assert mirror.mirroring_changes(ca, cb, [POOL], **KW) == []
+    for conn in (ca, cb):
+        [peer] = mirror.peer_list(conn, POOL)
+        assert conn.rbd("mirror_peer_get_attributes", POOL, peer["uuid"]) == good[conn]
+    assert [p["uuid"] for p in mirror.peer_list(ca, POOL)] == [uuid_a]  # the same peer
     # No key in what it reports.
     keys = [e["key"] for conn in (ca, cb) for e in conn.mon("auth ls")["auth_dump"]]
     text = "\n".join(lines + [f"{c.address} {c.detail}" for c in changed])
