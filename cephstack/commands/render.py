@@ -68,9 +68,9 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
     from cephstack.host.merge import BACKUP_SUFFIX, merge_file
     from cephstack.render.bundle import file_sections
 
-    if spec.clusters:
-        print_err("error: --merge-into is for a one-cluster spec; with clusters:, render the "
-                  "bundles and install them (cephstack host install)")
+    if args.role and not spec.clusters:
+        print_err("error: --role is for a spec with clusters: (one cluster's settings are the "
+                  "same on every host); leave it out")
         return EXIT_BAD_INPUT
     path = Path(args.merge_into)
     service = args.as_service or {"glance-api.conf": "glance", "cinder.conf": "cinder",
@@ -79,13 +79,21 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
         print_err(f"error: cannot tell which service {path.name} belongs to; "
                   "give --as glance|cinder|nova")
         return EXIT_BAD_INPUT
-    with connect(args, spec) as conn:
-        fsid = conn.fsid()  # the only fact merging needs: no mon command
-    outcome = merge_file(path, file_sections(spec, fsid, service), service, args.dry_run)
+    role: dict = {}
+    if spec.clusters:  # the settings of the host's role (cephstack/multimerge.py)
+        from cephstack.multimerge import merge_for_role
+
+        chosen, outcome = merge_for_role(args, spec, path, service)
+        role = {"role": chosen.role, "clusters": list(chosen.clusters)}
+    else:
+        with connect(args, spec) as conn:
+            fsid = conn.fsid()  # the only fact merging needs: no mon command
+        outcome = merge_file(path, file_sections(spec, fsid, service), service, args.dry_run)
     if args.output == "json":
         print_out(json.dumps({"format_version": "1", "path": str(path),
                               "changed": outcome.changed, "dry_run": args.dry_run,
-                              "diff": outcome.diff, "notes": list(outcome.notes)}, indent=2))
+                              "diff": outcome.diff, "notes": list(outcome.notes), **role},
+                             indent=2))
         return 0
     print_out(outcome.diff.rstrip("\n") if outcome.changed else
               f"No changes: {path} already has cephstack's options.")
@@ -102,6 +110,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     spec = load_spec_of(args)
     if args.merge_into:
         return _merge_into(args, spec)
+    if args.role:
+        print_err("error: --role goes with --merge-into (render writes every role's bundle)")
+        return EXIT_BAD_INPUT
     out = args.out or (spec.render.directory if spec.render else None)
     if out is None:
         print_err("error: give --out DIR (or render.directory in the spec)")
@@ -136,7 +147,8 @@ def register(sub, fmt) -> None:
                        "removed. With --merge-into, update an existing glance-api.conf, "
                        "cinder.conf or nova.conf in place: only cephstack's options change "
                        "(other backends stay), owner and mode are kept, a backup is kept and "
-                       "the diff shown.")
+                       "the diff shown; with clusters: in the spec, --role names the host's "
+                       "role and its bundle's settings for that file are merged.")
     add_cluster(p)
     p.add_argument("--out", help="output directory (default: render.directory in the spec)")
     p.add_argument("--format", choices=("plain", "kolla"), help="default: plain")
@@ -145,6 +157,10 @@ def register(sub, fmt) -> None:
                    help="with --merge-into: show the diff, change nothing")
     p.add_argument("--as", dest="as_service", choices=("glance", "cinder", "nova"),
                    help="which service PATH belongs to (default: from its file name)")
+    p.add_argument("--role", metavar="NAME",
+                   help="with --merge-into and a spec with clusters: the host's role, as the "
+                   "bundles name it (controller, backup, compute-<zone>): its settings are "
+                   "merged")
     add_output(p)
     p.set_defaults(func=cmd_render)
 

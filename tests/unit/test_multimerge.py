@@ -1,0 +1,161 @@
+"""--merge-into with several clusters, without a cluster: the role chosen and checked, its
+sections exactly its bundle's fragment, the two cinder.conf roles composing (read back
+with oslo.config), and the refusals (exit 2 listing the roles; exit 3 naming every cluster
+not reached, the file untouched)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from oslo_config import cfg
+
+from cephstack.cli import main
+from cephstack.defaults import DEFAULT_SPEC
+from cephstack.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, CephstackError
+from cephstack.host.merge import BACKUP_SUFFIX, merge_file
+from cephstack.multimerge import SERVICE_TARGETS, RoleMerge, choose, merge_for_role, role_sections
+from cephstack.multirender import render_clusters
+from cephstack.render.ini import sections_to_data
+from cephstack.render.model import secret_uuid
+from tests.unit.test_clusters import TWO_SITE
+from tests.unit.test_clusters_render import CINDER_BACKEND, FSIDS, SPEC, facts, read_oslo, strs
+
+ROLES = ("controller, backup, compute-central, compute-edge1, rbd-mirror-central, "
+         "rbd-mirror-edge1")
+CINDER_LVM = """\
+[DEFAULT]
+enabled_backends = lvm
+default_volume_type = lvm
+
+[lvm]
+volume_driver = cinder.volume.drivers.lvm.LVMVolumeDriver
+volume_group = cinder-volumes
+"""
+
+
+@pytest.mark.parametrize(("role", "service", "clusters"), [
+    ("controller", "glance", ("central", "edge1")),
+    ("controller", "cinder", ("central", "edge1")),
+    ("backup", "cinder", ("edge1", "central")),
+    ("compute-edge1", "nova", ("edge1",)),
+    # The mirroring primary's computes attach failed-over volumes from the secondary.
+    ("compute-central", "nova", ("central", "edge1")),
+])
+def test_a_role_reaches_only_the_clusters_its_bundle_names(role, service, clusters):
+    chosen = choose(SPEC, role, service)
+    assert chosen == RoleMerge(role, service, SERVICE_TARGETS[service], clusters)
+
+
+def test_the_sections_are_exactly_what_the_roles_bundle_merges():
+    """Every fragment of every bundle, as `host install` would merge it, and nothing else."""
+    files = {f.path: f.text for f in render_clusters(SPEC, facts())}
+    merged = 0
+    for path, text in files.items():
+        if not path.endswith("/MANIFEST.json"):
+            continue
+        manifest = json.loads(text)
+        for fragment in manifest["fragments"]:
+            chosen = choose(SPEC, manifest["role"], fragment["service_file"])
+            assert chosen.target == fragment["merge_into"]
+            assert list(chosen.clusters) == list(manifest["clusters"])
+            fsids = {c: FSIDS[c] for c in chosen.clusters}  # the role's clusters, no others
+            mine = role_sections(SPEC, chosen, fsids)
+            assert sections_to_data(mine) == fragment["sections"]  # the manifest has no why
+            merged += 1
+    assert merged == 5  # glance and cinder (controller), cinder (backup), nova (2 zones)
+
+
+def test_sections_needing_a_cluster_not_read_are_refused():
+    # A guard against a role whose settings would name a cluster it does not list.
+    wrong = RoleMerge("controller", "cinder", SERVICE_TARGETS["cinder"], ("central",))
+    with pytest.raises(CephstackError, match="depend on a cluster other than central"):
+        role_sections(SPEC, wrong, {"central": FSIDS["central"]})
+
+
+@pytest.mark.parametrize(("role", "service", "message", "hint"), [
+    (None, "nova", f"needs --role: the settings depend on the host (roles: {ROLES})",
+     "--role controller"),
+    ("compute", "nova", f"--role compute: no such role in two-site.yaml (roles: {ROLES})",
+     "bundles' directories"),
+    ("compute-edge1", "glance", "role compute-edge1 has no glance settings: its bundle merges "
+     "into /etc/nova/nova.conf, not /etc/glance/glance-api.conf",
+     "roles with glance settings: controller"),
+    ("rbd-mirror-edge1", "cinder", "its bundle merges into no service file",
+     "roles with cinder settings: controller, backup"),
+])
+def test_a_missing_unknown_or_unfitting_role_is_bad_input(role, service, message, hint):
+    with pytest.raises(CephstackError) as e:
+        choose(SPEC, role, service)
+    assert e.value.exit_code == EXIT_BAD_INPUT and e.value.kind == "bad-arguments"
+    assert message in e.value.message and hint in e.value.hint
+
+
+def test_controller_and_backup_merges_compose_in_one_cinder_conf(tmp_path):
+    path = tmp_path / "cinder.conf"
+    path.write_text(CINDER_LVM)
+    for role in ("controller", "backup", "controller"):
+        chosen = choose(SPEC, role, "cinder")
+        sections = role_sections(SPEC, chosen, FSIDS)
+        merge_file(path, sections, "cinder")
+    assert not merge_file(path, sections, "cinder").changed
+    opts = {n: cfg.StrOpt for n in CINDER_BACKEND}
+    conf = read_oslo(path, {None: strs("enabled_backends", "default_volume_type",
+                                       "backup_ceph_conf"),
+                            "lvm": strs("volume_group"), "rbd-volume-edge1": opts})
+    assert conf.enabled_backends == "lvm,rbd-volume,rbd-volume-edge1"
+    assert (conf.default_volume_type, conf.lvm.volume_group) == ("lvm", "cinder-volumes")
+    assert conf.backup_ceph_conf == "/etc/ceph/edge1.conf"
+    edge = conf["rbd-volume-edge1"]
+    assert (edge.rbd_cluster_name, edge.rbd_secret_uuid) == (
+        "edge1", secret_uuid(FSIDS["edge1"], "client.cinder-volume"))
+
+
+def _args(role: str | None, dry_run: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(role=role, dry_run=dry_run, conf=None, keyring=None, client=None,
+                              connect_timeout=None, op_timeout=None)
+
+
+def test_clusters_not_reached_are_all_named_and_the_file_is_untouched(tmp_path):
+    from cephstack.spec import parse_spec
+
+    spec = parse_spec(TWO_SITE.replace("/etc/ceph/", f"{tmp_path}/absent/"), "two-site.yaml")
+    path = tmp_path / "cinder.conf"
+    path.write_text(CINDER_LVM)
+    with pytest.raises(CephstackError) as e:
+        merge_for_role(_args("controller"), spec, path, "cinder")
+    assert e.value.exit_code == EXIT_UNREACHABLE and e.value.kind == "unreachable"
+    assert e.value.message.splitlines() == [
+        f"cluster central: ceph.conf not found: {tmp_path}/absent/central.conf",
+        f"cluster edge1: ceph.conf not found: {tmp_path}/absent/edge1.conf",
+        f"nothing merged: {path} is unchanged"]
+    assert "clusters.central" in e.value.hint
+    assert path.read_text() == CINDER_LVM and not Path(f"{path}{BACKUP_SUFFIX}").exists()
+
+
+def test_one_cluster_flags_for_several_clusters_are_refused(tmp_path):
+    with pytest.raises(CephstackError, match="--conf: the spec .* has several clusters"):
+        merge_for_role(argparse.Namespace(**{**vars(_args("controller")), "conf": "x.conf"}),
+                       SPEC, tmp_path / "cinder.conf", "cinder")
+
+
+def test_role_flag_misuse_exits_2_before_any_cluster(tmp_path, capsys):
+    one = tmp_path / "one.yaml"
+    one.write_text(DEFAULT_SPEC)
+    target = tmp_path / "nova.conf"
+    target.write_text("[libvirt]\n")
+    assert main(["render", "-f", str(one), "--merge-into", str(target), "--role",
+                 "compute"]) == 2
+    assert "--role is for a spec with clusters:" in capsys.readouterr().err
+    two = tmp_path / "two.yaml"
+    two.write_text(TWO_SITE)
+    assert main(["render", "-f", str(two), "--out", str(tmp_path / "out"), "--role",
+                 "controller"]) == 2
+    assert "--role goes with --merge-into" in capsys.readouterr().err
+    assert main(["render", "-f", str(two), "--merge-into", str(target), "--output",
+                 "json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["kind"] == "bad-arguments" and ROLES in error["message"]
+    assert target.read_text() == "[libvirt]\n"
