@@ -65,16 +65,21 @@ def _migrate_glance(ini: IniLines, sections: list[Section]) -> list[str]:
                     ini.value(store, key) is None:
                 ini.set(store, key, value)  # each backend reads its options from its section
     ours = _option(sections, "glance_store", "default_backend")
+    # Our RBD backends by name: "rbd" for one cluster, one per cluster (named after it).
+    enabled = _option(sections, "DEFAULT", "enabled_backends")
+    rbd_backends = [e.split(":")[0] for e in (enabled.value if enabled else "").split(",")
+                    if e.endswith(":rbd")] or [GLANCE_STORE]
+    ours_default = ours.value if ours is not None else rbd_backends[0]
     old_default = _store_type(default or "file") or "file"
-    chosen = GLANCE_STORE if (ours is not None and ours.merge == "set") or \
+    chosen = ours_default if (ours is not None and ours.merge == "set") or \
         old_default not in kept else old_default
     ini.set("glance_store", "default_backend", chosen)
     for key in ("stores", "default_store"):
         ini.comment_out("glance_store", key, "cephstack: now enabled_backends/default_backend")
     return [f"Glance: legacy stores {stores or default} became backends "
-            f"{', '.join(kept + [GLANCE_STORE])}; the default store is {chosen}"
-            + ("" if chosen == GLANCE_STORE else
-               " (services.glance.default_store: true makes it rbd)")]
+            f"{', '.join(kept + rbd_backends)}; the default store is {chosen}"
+            + ("" if chosen == ours_default else
+               f" (services.glance.default_store: true makes it {ours_default})")]
 
 
 def _check_secret(path: str, have: dict[str, str], want: dict[str, str], kind: str,

@@ -159,3 +159,32 @@ def test_role_flag_misuse_exits_2_before_any_cluster(tmp_path, capsys):
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["kind"] == "bad-arguments" and ROLES in error["message"]
     assert target.read_text() == "[libvirt]\n"
+
+
+GLANCE_LEGACY_RBD = """\
+[DEFAULT]
+bind_port = 9292
+[glance_store]
+stores = rbd,http
+default_store = rbd
+rbd_store_pool = images
+"""
+
+
+def test_legacy_glance_stores_get_a_default_backend_that_exists(tmp_path):
+    """An old single-store Glance (stores = rbd,http; default rbd) merged for several
+    clusters: the default backend must be one of the backends then enabled (the first
+    cluster's store), or Glance refuses to start."""
+    path = tmp_path / "glance-api.conf"
+    path.write_text(GLANCE_LEGACY_RBD)
+    chosen = choose(SPEC, "controller", "glance")
+    outcome = merge_file(path, role_sections(SPEC, chosen, FSIDS), "glance")
+    conf = read_oslo(path, {None: {"enabled_backends": cfg.StrOpt},
+                            "glance_store": {"default_backend": cfg.StrOpt,
+                                             "stores": cfg.StrOpt}})
+    backends = dict(e.split(":") for e in conf.enabled_backends.split(","))
+    assert backends == {"http": "http", "central": "rbd", "edge1": "rbd"}
+    assert conf.glance_store.default_backend == "central"
+    assert conf.glance_store.stores is None
+    assert "became backends http, central, edge1; the default store is central" in \
+        outcome.notes[0]
