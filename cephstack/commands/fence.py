@@ -86,6 +86,10 @@ def cmd_fence(args: argparse.Namespace) -> int:
 
     spec = load_spec_of(args) if args.spec else None
     targets = _targets(args)
+    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
+        from cephstack.multifence import fence_clusters
+
+        return fence_clusters(args, spec, targets)
     with connect(args, spec) as conn:
         _refuse_own(conn, targets)
         _, status = fencing.scan(conn, spec, args.max_images)
@@ -107,23 +111,38 @@ def cmd_unfence(args: argparse.Namespace) -> int:
 
     spec = load_spec_of(args) if args.spec else None
     targets = _targets(args)
+    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
+        from cephstack.multifence import unfence_clusters
+
+        return unfence_clusters(args, spec, targets)
     with connect(args, spec) as conn:
         entries, ranges = fencing.read_blocklist(conn)
         items = plan_unfence(targets, entries, ranges)
         done = bool(args.yes)
         if done:
-            left = fencing.unfence(conn, [i.target for i in items if i.until is not None])
-            stuck = [i.target.address for i in items
-                     if i.until is not None and i.target.address in left]
-            if stuck:
-                raise CephstackError(f"still in the blocklist after removal: {', '.join(stuck)}",
-                                     hint="another client may have added them again; "
-                                          "check `ceph osd blocklist ls`")
+            check_removed(items, fencing.unfence(
+                conn, [i.target for i in items if i.until is not None]))
     if args.output == "json":
         print_out(dumps(unfence_json(items, done)))
     else:
         print_out(unfence_text(items, done))
     return 0
+
+
+def check_removed(items: tuple, left: dict[str, str]) -> None:
+    """After unfence: every entry it removed must be gone from the blocklist (`left`)."""
+    stuck = [i.target.address for i in items
+             if i.until is not None and i.target.address in left]
+    if stuck:
+        raise CephstackError(f"still in the blocklist after removal: {', '.join(stuck)}",
+                             hint="another client may have added them again; "
+                                  "check `ceph osd blocklist ls`")
+
+
+def several(args: argparse.Namespace, spec) -> bool:
+    from cephstack.multifence import several as across_clusters
+
+    return across_clusters(args, spec)
 
 
 def cmd_locks(args: argparse.Namespace) -> int:
@@ -133,6 +152,10 @@ def cmd_locks(args: argparse.Namespace) -> int:
     from cephstack.statusviews import dumps
 
     spec = load_spec_of(args) if args.spec else None
+    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
+        from cephstack.multifence import locks_clusters
+
+        return locks_clusters(args, spec)
     with connect(args, spec) as conn:
         facts, status = fencing.scan(conn, spec, args.max_images)
     held = held_images(status, facts.blocklist, facts.blocklist_ranges)
@@ -148,6 +171,12 @@ def _act_flags(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument("--yes", action="store_true", help=f"{what} (without it: a dry run)")
     g.add_argument("--dry-run", action="store_true",
                    help="show what would be done and change nothing (the default)")
+
+
+def _add_only_clusters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", dest="only_clusters", action="append", metavar="NAME",
+                   help="with a clusters: spec: only this cluster (repeat for more; default: "
+                   "every cluster of the spec, at once)")
 
 
 def register(sub, fmt) -> None:
@@ -170,6 +199,7 @@ def register(sub, fmt) -> None:
                    "`cephstack unfence` lifts them earlier")
     _act_flags(p, "blocklist and break the locks")
     add_cluster(p, spec_default=None)
+    _add_only_clusters(p)
     add_max_images(p)
     add_output(p)
     p.set_defaults(func=cmd_fence)
@@ -185,6 +215,7 @@ def register(sub, fmt) -> None:
     u.add_argument("addresses", nargs="+", metavar="ADDR", type=_target, help=_ADDR_HELP)
     _act_flags(u, "remove the entries")
     add_cluster(u, spec_default=None)
+    _add_only_clusters(u)
     add_output(u)
     u.set_defaults(func=cmd_unfence)
 
@@ -197,6 +228,7 @@ def register(sub, fmt) -> None:
         "holder blocklisted, or gone from the image), and the addresses watching it. Bounded "
         "as status is: at most --max-images images opened.")
     add_cluster(lk, spec_default=None)
+    _add_only_clusters(lk)
     add_max_images(lk)
     add_output(lk)
     lk.set_defaults(func=cmd_locks)
