@@ -168,7 +168,7 @@ def _files(spec: Spec, facts: dict[str, ClusterFacts], role: _Role) -> list[Rend
         kinds = [k for k in role.services if SERVICE_FILES[k] == target]
         files.append(RenderedFile(f"{r}/fragments/{name}", ini_text(
             sections, FRAGMENT_HEADER.format(what=f"{' and '.join(kinds)} settings",
-                                             target=target))))
+                                             target=target, role=f" --role {role.name}"))))
         manifest["fragments"].append({"path": f"fragments/{name}", "merge_into": target,
                                       "service_file": SERVICE_FILE_KINDS[target],
                                       "services": kinds, "sections": sections_to_data(sections)})

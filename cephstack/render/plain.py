@@ -46,7 +46,7 @@ SERVICE_UNITS = {"glance": "glance-api", "cinder-volume": "cinder-volume",
                  "cinder-backup": "cinder-backup", "nova": "nova-compute"}
 ROOT_FILE = FileAccess("root", "root", 0o644)
 FRAGMENT_HEADER = "{what}, written by cephstack render: cephstack host install merges it " \
-                  "into {target}\n(or: cephstack render --merge-into {target})."
+                  "into {target}\n(or: cephstack render --merge-into {target}{role})."
 
 
 def service_sections(spec: Spec, fsid: str, kind: str) -> list[Section]:
@@ -132,7 +132,8 @@ def _role(spec: Spec, facts: ClusterFacts, role: str,
         sections = merged_sections(*(service_sections(spec, facts.fsid, k) for k in kinds))
         what = " and ".join(kinds)
         files.append(RenderedFile(f"{role}/fragments/{name}", ini_text(
-            sections, FRAGMENT_HEADER.format(what=f"{what} settings", target=target))))
+            sections, FRAGMENT_HEADER.format(what=f"{what} settings", target=target,
+                                             role=""))))
         manifest["fragments"].append({"path": f"fragments/{name}", "merge_into": target,
                                       "service_file": SERVICE_FILE_KINDS[target],
                                       "services": kinds, "sections": sections_to_data(sections)})
