@@ -18,8 +18,8 @@ from typing import Any
 
 from cephstack import multirun
 from cephstack.clusters import split
-from cephstack.commands.common import connect, print_out
-from cephstack.errors import EXIT_FAILED, CephstackError
+from cephstack.commands.common import print_out
+from cephstack.errors import EXIT_FAILED
 from cephstack.multicommands import (
     SeveralClustersUsage,
     _progress,
@@ -72,13 +72,7 @@ def _runs(args: argparse.Namespace, spec: Spec) -> MultiRun:
 
 
 def _open(args: argparse.Namespace, run: ClusterRun) -> Any:
-    try:
-        run.conn = connect(args, run.spec)
-    except CephstackError as e:  # the one-cluster hint names --conf; here it is the spec
-        if any(flag in (e.hint or "") for flag in ("--conf", "--keyring", "--id")):
-            e.hint = f"check clusters.{run.name} (conf, keyring, client) in the spec"
-        raise
-    return run.conn
+    return multirun.connect_run(args, run)
 
 
 def _finish(args: argparse.Namespace, multi: MultiRun, parts: list[ClusterPart],

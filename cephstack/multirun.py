@@ -141,19 +141,13 @@ def start(args: Any, spec: Spec, then: Callable[[ClusterRun], None] | None = Non
     """Connect to every cluster, observe it and plan it, at once; `then` right after, in
     the same thread (apply's lock follows the observation without waiting for the other
     clusters: a late command would miss the monitor's current proposal, a second lost)."""
-    from cephstack.commands.common import connect
 
     prune = bool(getattr(args, "prune", False))
     runs = {name: ClusterRun(name, sub, replace(sub, render=spec.render) if spec.render
                              else sub, prune=prune) for name, sub in split(spec).items()}
 
     def open_(run: ClusterRun) -> None:
-        try:
-            run.conn = connect(args, run.spec)
-        except CephstackError as e:  # the one-cluster hint names --conf; here it is the spec
-            if any(flag in (e.hint or "") for flag in ("--conf", "--keyring", "--id")):
-                e.hint = f"check clusters.{run.name} (conf, keyring, client) in the spec"
-            raise
+        connect_run(args, run)
 
     def plan_(run: ClusterRun) -> None:
         replan(run)
@@ -169,6 +163,19 @@ def start(args: Any, spec: Spec, then: Callable[[ClusterRun], None] | None = Non
     else:
         each(list(runs.values()), lambda run: (open_(run), plan_(run)))
     return MultiRun(runs)
+
+
+def connect_run(args: Any, run: ClusterRun) -> Any:
+    """Connect `run` to its cluster (run.conn, also returned), as its spec entry says."""
+    from cephstack.commands.common import connect
+
+    try:
+        run.conn = connect(args, run.spec)
+    except CephstackError as e:  # the one-cluster hint names --conf; here it is the spec
+        if any(flag in (e.hint or "") for flag in ("--conf", "--keyring", "--id")):
+            e.hint = f"check clusters.{run.name} (conf, keyring, client) in the spec"
+        raise
+    return run.conn
 
 
 def replan(run: ClusterRun, *, records: bool = True) -> None:
