@@ -32,13 +32,13 @@ def refuse_overrides(args: argparse.Namespace, spec: Spec) -> None:
             hint="set conf, keyring and client under clusters: in the spec")
 
 
-def _error_json(e: Exception) -> dict[str, Any]:
+def error_json(e: Exception) -> dict[str, Any]:
     if isinstance(e, CephstackError):
         return e.as_json()
     return {"kind": "failed", "message": str(e), "hint": None}
 
 
-def _error_text(e: Exception) -> str:
+def error_text(e: Exception) -> str:
     return str(e).replace("\n", "\n  ")
 
 
@@ -60,7 +60,7 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
             out["applied"] = run.applied
         if run.after is not None:
             out["converged"] = run.after.empty
-        out["error"] = _error_json(run.error) if run.error else None
+        out["error"] = error_json(run.error) if run.error else None
         clusters[name] = out
     mirroring = None
     if spec.mirroring:
@@ -70,13 +70,13 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
                      "changes": [{"address": s.address, "detail": s.detail}
                                  for s in multi.mirroring],
                      "pending": multi.mirroring_pending, "note": multi.mirroring_note,
-                     "error": _error_json(multi.mirroring_error) if multi.mirroring_error
+                     "error": error_json(multi.mirroring_error) if multi.mirroring_error
                      else None}
     rendered = None
     if spec.render is not None:
         rendered = {"directory": spec.render.directory, "compared": multi.rendered is not None,
                     "actions": plan_json(multi.rendered)["actions"] if multi.rendered else [],
-                    "error": _error_json(multi.rendered_error) if multi.rendered_error
+                    "error": error_json(multi.rendered_error) if multi.rendered_error
                     else None}
         actions += rendered["actions"]
     return {"format_version": FORMAT_VERSION, "fingerprint": multi.fingerprint,
@@ -95,14 +95,14 @@ def text(spec: Spec, multi: MultiRun) -> str:
         if run.plan is not None:
             lines.append(plan_text(multirun.prefixed(name, run.plan)))
         if run.error is not None:
-            lines.append(f"error: {name}: {_error_text(run.error)}")
+            lines.append(f"error: {name}: {error_text(run.error)}")
         lines.append("")
     if spec.render is not None:
         lines.append(f"== rendered files ({spec.render.directory}) ==")
         lines.append(plan_text(multi.rendered) if multi.rendered is not None else
                      "Not compared: rendering needs every cluster, and one failed.")
         if multi.rendered_error:
-            lines.append(f"error: rendered files: {_error_text(multi.rendered_error)}")
+            lines.append(f"error: rendered files: {error_text(multi.rendered_error)}")
         lines.append("")
     if spec.mirroring:
         m = spec.mirroring
@@ -114,7 +114,7 @@ def text(spec: Spec, multi: MultiRun) -> str:
         if multi.mirroring_note:
             lines.append(f"Note: {multi.mirroring_note}")
         if multi.mirroring_error:
-            lines.append(f"error: mirroring: {_error_text(multi.mirroring_error)}")
+            lines.append(f"error: mirroring: {error_text(multi.mirroring_error)}")
         if not (multi.mirroring or multi.mirroring_pending or multi.mirroring_error
                 or multi.mirroring_note):
             lines.append("No changes: mirroring is set up as the spec says.")
@@ -136,7 +136,7 @@ def summary(multi: MultiRun) -> str:
 _stderr_lock = threading.Lock()
 
 
-def _progress(as_json: bool, name: str):
+def progress_printer(as_json: bool, name: str):
     """Progress lines on stderr, each whole (the clusters' threads print at once)."""
     def show(line: str) -> None:
         with _stderr_lock:
@@ -145,7 +145,7 @@ def _progress(as_json: bool, name: str):
     return (lambda _: None) if as_json else show
 
 
-def _report_failures(multi: MultiRun, as_json: bool) -> None:
+def report_failures(multi: MultiRun, as_json: bool) -> None:
     """On stderr: each failure in full with --output json; in text, where stdout shows each
     under its cluster, one line naming them."""
     failed = [r.name for r in multi.failed] + (["mirroring"] if multi.mirroring_error else []) \
@@ -155,11 +155,11 @@ def _report_failures(multi: MultiRun, as_json: bool) -> None:
             print_err(f"error: failed: {', '.join(failed)} (the errors are shown above)")
         return
     for run in multi.failed:
-        print_err(f"error: cluster {run.name}: {_error_text(run.error)}")
+        print_err(f"error: cluster {run.name}: {error_text(run.error)}")
     if multi.mirroring_error:
-        print_err(f"error: mirroring: {_error_text(multi.mirroring_error)}")
+        print_err(f"error: mirroring: {error_text(multi.mirroring_error)}")
     if multi.rendered_error:
-        print_err(f"error: rendered files: {_error_text(multi.rendered_error)}")
+        print_err(f"error: rendered files: {error_text(multi.rendered_error)}")
 
 
 def cmd_plan(args: argparse.Namespace, spec: Spec) -> int:
@@ -182,7 +182,7 @@ def cmd_plan(args: argparse.Namespace, spec: Spec) -> int:
         print_out(_dumps(document(spec, multi)))
     else:
         print_out(text(spec, multi))
-    _report_failures(multi, args.output == "json")
+    report_failures(multi, args.output == "json")
     if code := multi.exit_code():
         return code
     if multi.refused:
@@ -271,7 +271,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
         if creates_pools_early(args, run.plan):
             shown = run.plan
             run.plan, run.state, run.early = lock_creating_pools(
-                args, run.conn, run.spec, run.plan, run.locked, _progress(as_json, run.name))
+                args, run.conn, run.spec, run.plan, run.locked, progress_printer(as_json, run.name))
             run.pools_created = run.plan is shown
         else:
             run.locked.enter_context(hold_lock(args, run.conn, "apply"))
@@ -288,7 +288,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
         if multi.empty:
             if as_json:
                 print_out(_dumps(document(spec, multi, applied=[])))
-            _report_failures(multi, args.output == "json")
+            report_failures(multi, args.output == "json")
             return multi.exit_code() or (EXIT_FAILED if multi.refused else 0)
         if not confirm(args):
             return EXIT_FAILED
@@ -300,7 +300,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
             try:
                 result = apply_plan(run.conn, run.plan, run.state,
                                     allow_disruptive=args.allow_disruptive,
-                                    progress=_progress(as_json, run.name),
+                                    progress=progress_printer(as_json, run.name),
                                     pools_created=run.pools_created)
             except ApplyFailed as e:
                 run.applied = early + [f"{run.name}: {d}" for d in e.done]
@@ -308,7 +308,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
             run.applied = early + [f"{run.name}: {d}" for d in result.done]
 
         multirun.each(list(multi.runs.values()), apply_one)
-        mirrored = multirun.apply_mirroring(spec, multi, _progress(as_json, "mirroring"))
+        mirrored = multirun.apply_mirroring(spec, multi, progress_printer(as_json, "mirroring"))
 
         def converged(run: multirun.ClusterRun) -> None:
             multirun.replan(run, records=False)
@@ -334,7 +334,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
         print_out(f"Apply across {len(multi.runs)} clusters: {len(done)} step(s) done"
                   + (f"; failed: {', '.join(r.name for r in multi.failed)}."
                      if multi.failed else "."))
-    _report_failures(multi, args.output == "json")
+    report_failures(multi, args.output == "json")
     return multi.exit_code()
 
 
@@ -358,16 +358,16 @@ def cmd_audit(args: argparse.Namespace, spec: Spec) -> int:
     if args.output == "json":
         print_out(_dumps({"format_version": FORMAT_VERSION, "clusters": {
             r.name: {**(audit_json(findings[r.name]) if r.ok else {}),
-                     "error": _error_json(r.error) if r.error else None} for r in runs},
+                     "error": error_json(r.error) if r.error else None} for r in runs},
             "failed": [r.name for r in runs if not r.ok]}))
     else:
         for r in runs:
             print_out(f"== cluster {r.name} ({r.spec.cluster.conf}) ==")
             print_out(audit_text(findings[r.name]) if r.ok else
-                      f"error: {r.name}: {_error_text(r.error)}")
+                      f"error: {r.name}: {error_text(r.error)}")
     failed = [r for r in runs if not r.ok]
     for r in failed:
-        print_err(f"error: cluster {r.name}: {_error_text(r.error)}")
+        print_err(f"error: cluster {r.name}: {error_text(r.error)}")
     if failed:
         return getattr(failed[0].error, "exit_code", EXIT_FAILED)
     return max(codes, default=0)

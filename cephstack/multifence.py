@@ -22,9 +22,9 @@ from cephstack.commands.common import print_out
 from cephstack.errors import EXIT_FAILED
 from cephstack.multicommands import (
     SeveralClustersUsage,
-    _progress,
-    _report_failures,
+    progress_printer,
     refuse_overrides,
+    report_failures,
 )
 from cephstack.multifenceviews import (
     ClusterPart,
@@ -79,7 +79,7 @@ def _finish(args: argparse.Namespace, multi: MultiRun, parts: list[ClusterPart],
             **top: Any) -> int:
     as_json = args.output == "json"
     print_out(dumps(clusters_json(parts, **top)) if as_json else clusters_text(parts))
-    _report_failures(multi, as_json)
+    report_failures(multi, as_json)
     return combined_exit_code([p.code for p in parts])
 
 
@@ -104,11 +104,11 @@ def fence_clusters(args: argparse.Namespace, spec: Spec, targets: tuple) -> int:
         _, status = fencing.scan(conn, run.spec, args.max_images)
         entries, ranges = fencing.read_blocklist(conn)
         plans[run.name] = plan_fence(targets, status, entries, ranges, args.expire)
-        _progress(as_json, run.name)(f"read: {len(plans[run.name].locks)} lock(s) to break")
+        progress_printer(as_json, run.name)(f"read: {len(plans[run.name].locks)} lock(s) to break")
 
     def act(run: ClusterRun) -> None:
         results[run.name] = result = fencing.fence(run.conn, plans[run.name])
-        _progress(as_json, run.name)(fence_summary(plans[run.name], result))
+        progress_printer(as_json, run.name)(fence_summary(plans[run.name], result))
 
     try:
         multirun.each(runs, read)

@@ -9,7 +9,7 @@ from typing import Any
 
 from cephstack.errors import EXIT_FAILED
 from cephstack.fence import FORMAT_VERSION, FencePlan, FenceResult, UnfenceItem
-from cephstack.multicommands import _error_json, _error_text  # as plan and audit show them
+from cephstack.multicommands import error_json, error_text  # as plan and audit show them
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def clusters_text(parts: list[ClusterPart]) -> str:
     lines: list[str] = []
     for part in parts:
         lines.append(f"== cluster {part.name} ({part.conf}) ==")
-        lines.append(f"error: {part.name}: {_error_text(part.error)}" if part.error
+        lines.append(f"error: {part.name}: {error_text(part.error)}" if part.error
                      else part.text)
         lines.append("")
     lines.append(f"Across {len(parts)} cluster(s): " + "; ".join(
@@ -57,7 +57,7 @@ def clusters_json(parts: list[ClusterPart], **top: Any) -> dict[str, Any]:
     """{"clusters": {name: <the one-cluster document> + "error"}, "failed": [...]}."""
     return {"format_version": FORMAT_VERSION, **top,
             "clusters": {p.name: {**(p.document or {}),
-                                  "error": _error_json(p.error) if p.error else None}
+                                  "error": error_json(p.error) if p.error else None}
                          for p in parts},
             "failed": [p.name for p in parts if p.error]}
 

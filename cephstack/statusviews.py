@@ -251,19 +251,29 @@ def _number(value: float) -> str:
 
 def status_prometheus(status: Status) -> str:
     """Text exposition format (version 0.0.4), for node_exporter's textfile collector."""
+    return clusters_prometheus({None: status})
+
+
+def clusters_prometheus(statuses: dict[str | None, Status]) -> str:
+    """The exposition of several clusters' statuses: each metric once, its samples of every
+    cluster together, each with a cluster="<name>" label (none under the name None)."""
     lines = []
-    for name, value in (("cephstack_status_timestamp_seconds", round(status.taken_at, 3)),
-                        ("cephstack_status_duration_seconds", round(status.seconds, 3)),
-                        ("cephstack_status_images_opened", status.images_opened)):
-        lines += [f"# HELP {name} {STATUS_METRICS[name]}", f"# TYPE {name} gauge",
-                  f"{name} {_number(value)}"]
+    for name, value in (("cephstack_status_timestamp_seconds", lambda s: round(s.taken_at, 3)),
+                        ("cephstack_status_duration_seconds", lambda s: round(s.seconds, 3)),
+                        ("cephstack_status_images_opened", lambda s: s.images_opened)):
+        lines += [f"# HELP {name} {STATUS_METRICS[name]}", f"# TYPE {name} gauge"]
+        lines += [f"{name}{{cluster=\"{_label(c)}\"}} {_number(value(s))}" if c is not None
+                  else f"{name} {_number(value(s))}" for c, s in statuses.items()]
     for name, (text, get) in POOL_METRICS.items():
         samples = []
-        for p in status.pools:
-            value = get(p)
-            if value is not None:
-                labels = f'pool="{_label(p.name)}",service="{_label(",".join(p.services))}"'
-                samples.append(f"{name}{{{labels}}} {_number(value)}")
+        for cluster, status in statuses.items():
+            where = "" if cluster is None else f'cluster="{_label(cluster)}",'
+            for p in status.pools:
+                value = get(p)
+                if value is not None:
+                    labels = (f'{where}pool="{_label(p.name)}",'
+                              f'service="{_label(",".join(p.services))}"')
+                    samples.append(f"{name}{{{labels}}} {_number(value)}")
         if samples:
             lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", *samples]
     return "\n".join(lines) + "\n"

@@ -61,10 +61,13 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     import contextlib
 
     from cephstack import interrupt
+    from cephstack.multifence import several
     from cephstack.report import dumps
     from cephstack.rotate import carry_out, resolve_users
 
     spec = load_spec_of(args)
+    if several(args, spec):  # each cluster holding the users, at once
+        return _rotate_clusters(args, spec)
     targets = resolve_users(spec, args.users, args.all)
     as_json = args.output == "json"
     with connect(args, spec) as conn, contextlib.ExitStack() as locked:
@@ -102,6 +105,54 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_clusters(args: argparse.Namespace, spec) -> int:
+    from cephstack import multirotate, multirun
+    from cephstack.multicommands import error_text, refuse_overrides, report_failures
+    from cephstack.report import dumps
+
+    refuse_overrides(args, spec)
+    as_json = args.output == "json"
+    rotation = None
+    try:
+        rotation = multirotate.prepare(args, spec)
+        if not as_json:
+            print_out(multirotate.plan_text(rotation))
+        if rotation.refusals or args.dry_run or not rotation.plans:
+            if as_json:
+                print_out(dumps(multirotate.document(rotation, args.dry_run)))
+            elif args.dry_run and not rotation.refusals:
+                print_out("Dry run: nothing was changed.")
+            report_failures(rotation.multi, as_json)
+            return multirotate.exit_code(rotation)
+        if not confirm(args, "Rotate these keys?", "nothing rotated"):
+            return EXIT_FAILED
+        multirotate.carry_out(args, spec, rotation)
+    finally:
+        if rotation is not None:
+            multirun.close(rotation.multi)
+    if as_json:
+        print_out(dumps(multirotate.document(rotation, False)))
+    else:
+        for name, done in rotation.done.items():
+            run = rotation.multi.runs[name]
+            print_out(f"{name}: " + (
+                f"FAILED: {error_text(run.error)}" if not run.ok else
+                f"rotation complete, {len(done)} step(s)"
+                if "rotation record removed" in done else
+                "keys and keyring files rewritten; rotation record kept (the rendered "
+                "files were not): run the same rotate again"))
+        if rotation.rendered_note:
+            print_out(f"Note: {rotation.rendered_note}")
+        if rotation.multi.rendered_error:
+            print_out(f"error: rendered files: {error_text(rotation.multi.rendered_error)}")
+        for role in rotation.roles if rotation.rendered_done is not None else ():
+            print_out(f"Next, on each {role} host: cephstack host install "
+                      f"{rotation.render_directory}/{role}  (then restart what its "
+                      "README.txt names)")
+    report_failures(rotation.multi, as_json)
+    return multirotate.exit_code(rotation)
+
+
 def register(sub, fmt) -> None:
     p = sub.add_parser(
         "rotate", help="new cephx keys for service users; rewrite every file holding them",
@@ -115,12 +166,18 @@ def register(sub, fmt) -> None:
         "the rotation on, new connections with an old key are refused; clients already "
         "connected keep working until they must authenticate again (README: Rotating keys). "
         "Shows the plan and asks first; --dry-run only shows it. A run that stopped "
-        "(killed, even with SIGKILL) is finished by running it again.")
+        "(killed, even with SIGKILL) is finished by running it again. With a spec of several "
+        "clusters, each user is rotated on every cluster holding one of its pools (its own "
+        "key there), each cluster under its own lock and record; a cluster that fails is "
+        "reported while the others are rotated.")
     p.add_argument("users", nargs="*", metavar="USER",
                    help="a service or user of the spec (glance, nova, client.cinder-volume)")
     p.add_argument("--all", action="store_true", help="every user the spec declares")
     p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--cluster", dest="only_clusters", action="append", metavar="NAME",
+                   help="with a spec of several clusters: rotate only on this cluster "
+                   "(repeatable; default: every cluster holding the users)")
     add_cluster(p)
     add_lock_wait(p)
     add_output(p)

@@ -40,6 +40,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from cephstack.statusviews import dumps, status_json, status_prometheus, status_text
 
     spec = load_spec_of(args) if args.spec else None
+    if spec is not None and spec.clusters:  # every cluster at once, a section each
+        from cephstack.multistatus import show
+
+        return show(args, spec, lambda text: _write_out(args.out, text))
     with connect(args, spec) as conn:
         _, _, status = read(args, spec, conn)
     if args.prometheus:
@@ -49,13 +53,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         text = status_text(status) + "\n"
     if args.out:
-        from cephstack.safefiles import write_atomic
-
-        # A textfile collector must never read a half-written file: temp file + rename.
-        write_atomic(args.out, text, 0o644, dir_mode=0o755)
+        _write_out(args.out, text)
     else:
         print_out(text.rstrip("\n"))
     return 0
+
+
+def _write_out(path: str, text: str) -> None:
+    from cephstack.safefiles import write_atomic
+
+    # A textfile collector must never read a half-written file: temp file + rename.
+    write_atomic(path, text, 0o644, dir_mode=0o755)
 
 
 def _count(text: str) -> int:
@@ -89,7 +97,11 @@ def register(sub, fmt) -> None:
                        "backup snapshots piling up. One line per pool; --output json has "
                        "everything; --prometheus writes the text exposition format for "
                        "node_exporter's textfile collector (with --out FILE, atomically). "
-                       "Reads only, in bounded time: at most --max-images images are opened.")
+                       "Reads only, in bounded time: at most --max-images images are opened. "
+                       "A spec with clusters: is read on every cluster at once: a section "
+                       "(text), a document under \"clusters\" (json) or a cluster label "
+                       "(Prometheus) each; a cluster that cannot be read is shown with its "
+                       "error, the others as usual, and the exit code is then non-zero.")
     add_cluster(p, spec_default=None)
     add_max_images(p)
     p.add_argument("--out", metavar="FILE",

@@ -211,7 +211,9 @@ def test_plan_addresses_are_prefixed_by_cluster():
     assert MirrorStep("mirroring/pool volume", "enable").kind == "mirroring"
 
 
-@pytest.mark.parametrize("argv", [["status"], ["verify", "--conf", "/x.conf"],
+@pytest.mark.parametrize("argv", [["report", "--html", "/nonexistent/r.html"],
+                                  ["status", "--conf", "/x.conf"],
+                                  ["verify", "--conf", "/x.conf"],
                                   ["plan", "--conf", "/x.conf"],
                                   ["apply", "--id", "client.boss", "--yes"],
                                   ["render", "--out", "/nonexistent", "--keyring", "/k"]])
