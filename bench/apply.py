@@ -429,7 +429,8 @@ def main() -> int:
                         help="skip the pool-creation concurrency experiment")
     parser.add_argument("--clusters", type=int, default=0, metavar="N",
                         help="also: the seed layout applied to 1 cluster and to N clusters "
-                             "in one spec (N sandboxes), cold apply, --rounds each")
+                             "in one spec (N sandboxes), cold apply, --rounds each; round r "
+                             "starts (r + 0.5)/rounds s into the monitors' 1 s commit cycle")
     parser.add_argument("--cephstack", metavar="CMD",
                         help="the cephstack command to time (default: .venv/bin/cephstack), "
                              "e.g. to compare another checkout")
