@@ -2,11 +2,13 @@
 with the plan, the audit findings, the last verify results, the status of every pool and
 the access picture. Readable on a laptop, printable (print styles). Keys never appear:
 the page is built from the views that mask them (plan_json, status, access), and every
-text is escaped. Pure: data in, HTML text out.
+text is escaped. Pure: data in, HTML text out. A page of several clusters
+(cephstack/multireport.py) puts cluster_body under each cluster's heading in the same page.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -47,17 +49,34 @@ svg{max-width:100%;height:auto;border:1px solid #d0d7de;background:#fff}
 }
 """
 
+_SECTIONS = ("status", "plan", "audit", "verify", "access")  # ids, in the page's order
 _SOURCES = {"spec": "compiled caps of the spec", "cluster": "caps the cluster has (no spec)"}
 _NUMERIC = {"STORED", "MAX AVAIL", "FULL", "IMAGES", "SNAPS", "CLONES", "TRASH", "WATCHED",
             "LOCKS", "STALE"}
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one cluster's sections sit: alone, the page itself (ids as they are, h2); in
+    a page of several clusters, under the cluster's heading (ids prefixed, one level down)."""
+
+    prefix: str = ""
+    level: int = 2
+
+    def id(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def h(self, text: str, below: int = 0) -> str:
+        """A heading `below` levels under the sections' own."""
+        return f"<h{self.level + below}>{text}</h{self.level + below}>"
 
 
 def _e(value: object) -> str:
     return escape("" if value is None else str(value))
 
 
-def _table(table_id: str, head: list[str], rows: list[list[str]],
-           numeric: set[int] | frozenset[int] = frozenset()) -> str:
+def table(table_id: str, head: list[str], rows: list[list[str]],
+          numeric: set[int] | frozenset[int] = frozenset()) -> str:
     """Cells are HTML already (escaped by the caller)."""
     out = [f'<div class="wrap"><table id="{table_id}"><thead><tr>']
     out += [f"<th>{_e(h)}</th>" for h in head]
@@ -70,10 +89,10 @@ def _table(table_id: str, head: list[str], rows: list[list[str]],
     return "".join(out)
 
 
-def _status(status: Status) -> str:
+def _status(status: Status, at: Place) -> str:
     from cephstack.report import health_line
 
-    out = ['<section id="status"><h2>Status</h2>',
+    out = [f'<section id="{at.id("status")}">{at.h("Status")}',
            f"<p>{_e(health_line(status.health)) if status.health else 'health not observed'}"
            "</p>"]
     numeric = {i for i, c in enumerate(COLUMNS) if c in _NUMERIC}
@@ -87,7 +106,7 @@ def _status(status: Status) -> str:
             cells[COLUMNS.index("FULL")] = f'<span class="bad">{cells[COLUMNS.index("FULL")]}' \
                                            "</span>"
         rows.append(cells)
-    out.append(_table("status-pools", list(COLUMNS), rows, numeric))
+    out.append(table(at.id("status-pools"), list(COLUMNS), rows, numeric))
     notes = status_notes(status)
     if notes:
         out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes)
@@ -98,11 +117,11 @@ def _status(status: Status) -> str:
     return "".join(out)
 
 
-def _plan(plan: dict[str, Any] | None) -> str:
-    out = ['<section id="plan"><h2>Plan</h2>']
+def _plan(plan: dict[str, Any] | None, at: Place) -> str:
+    out = [f'<section id="{at.id("plan")}">{at.h("Plan")}']
     if plan is None:
         out.append('<p class="muted">No spec given (-f): no plan.</p>'
-                   '<table id="plan-actions"></table></section>')
+                   f'<table id="{at.id("plan-actions")}"></table></section>')
         return "".join(out)
     out.append(f"<p><strong>{_e(plan['summary'])}</strong></p>")
     rows = []
@@ -113,8 +132,8 @@ def _plan(plan: dict[str, Any] | None) -> str:
             for c in a["changes"])
         rows.append([f"<code>{_e(a['symbol'])}</code>", f"<code>{_e(a['address'])}</code>",
                      '<span class="bad">yes</span>' if a["disruptive"] else "no", changes])
-    out.append(_table("plan-actions", ["", "what", "disruptive", "changes"],
-                      rows or [["", '<span class="muted">nothing to change</span>', "", ""]]))
+    out.append(table(at.id("plan-actions"), ["", "what", "disruptive", "changes"],
+                     rows or [["", '<span class="muted">nothing to change</span>', "", ""]]))
     for label, items in (("Refused", plan.get("refusals", [])), ("Note", plan.get("notes", []))):
         out += [f'<p class="{"bad" if label == "Refused" else "muted"}">{label}: {_e(i)}</p>'
                 for i in items]
@@ -127,8 +146,8 @@ def _plan(plan: dict[str, Any] | None) -> str:
     return "".join(out)
 
 
-def _audit(findings: list[Finding]) -> str:
-    out = ['<section id="audit"><h2>Audit</h2>']
+def _audit(findings: list[Finding], at: Place) -> str:
+    out = [f'<section id="{at.id("audit")}">{at.h("Audit")}']
     errors = sum(f.severity == "error" for f in findings)
     out.append(f"<p>{'Clean: no findings.' if not findings else ''}"
                f"{f'{errors} error(s), {len(findings) - errors} warning(s).' if findings else ''}"
@@ -136,19 +155,26 @@ def _audit(findings: list[Finding]) -> str:
     rows = [[f'<span class="{"bad" if f.severity == "error" else "warn"}">{_e(f.severity)}'
              "</span>", f"<code>{_e(f.id)}</code>", _e(f.entity), _e(f.what), _e(f.breaks),
              _e(f.fix)] for f in findings]
-    out.append(_table("audit-findings", ["severity", "finding", "entity", "what", "breaks",
-                                         "fix"],
-                      rows or [["", '<span class="muted">no findings</span>', "", "", "", ""]]))
+    out.append(table(at.id("audit-findings"), ["severity", "finding", "entity", "what",
+                                               "breaks", "fix"],
+                     rows or [["", '<span class="muted">no findings</span>', "", "", "", ""]]))
     out.append("</section>")
     return "".join(out)
 
 
-def _verify(verify: dict[str, Any] | None, source: str | None) -> str:
-    out = ['<section id="verify"><h2>Verify</h2>']
+def verify_section(verify: dict[str, Any] | None, source: str | None, at: Place = Place(),
+                   absent: str | None = None) -> str:
+    """`absent`: what to say instead when `verify` is None (HTML: escaped by the caller)."""
+    out = [f'<section id="{at.id("verify")}">{at.h("Verify")}']
+    if verify is None and absent is not None:
+        out.append(f'<p class="muted">{absent}</p><table id="{at.id("verify-steps")}"></table>'
+                   "</section>")
+        return "".join(out)
     if verify is None:
         out.append('<p class="muted">No verify report given: <code>cephstack verify --output '
                    'json &gt; verify.json</code>, then <code>cephstack report --verify '
-                   'verify.json</code>.</p><table id="verify-steps"></table></section>')
+                   f'verify.json</code>.</p><table id="{at.id("verify-steps")}"></table>'
+                   "</section>")
         return "".join(out)
     steps = verify.get("steps", [])
     counts = {r: sum(s.get("result") == r for s in steps) for r in ("pass", "fail", "skip")}
@@ -171,8 +197,8 @@ def _verify(verify: dict[str, Any] | None, source: str | None) -> str:
         rows.append([_e(s.get("service")), _e(s.get("name")),
                      f'<span class="{cls}">{_e(result.upper())}</span>',
                      _e(f"{float(s.get('seconds', 0)):.2f}"), _e(text)])
-    out.append(_table("verify-steps", ["service", "step", "result", "seconds", "detail"], rows,
-                      {3}))
+    out.append(table(at.id("verify-steps"), ["service", "step", "result", "seconds", "detail"],
+                     rows, {3}))
     out.append("</section>")
     return "".join(out)
 
@@ -189,8 +215,8 @@ def _mark_html(marks: tuple) -> str:
     return f' <span class="bad">&#10007; allowed: {_e(failed)}</span>'
 
 
-def _access(picture: AccessPicture) -> str:
-    out = ['<section id="access"><h2>Access</h2>',
+def _access(picture: AccessPicture, at: Place) -> str:
+    out = [f'<section id="{at.id("access")}">{at.h("Access")}',
            f"<p>From the {_SOURCES[picture.source]}: r read, w write, x class methods (RBD "
            "opens images with them). "
            + ("Marks: verify's least-privilege checks of run "
@@ -216,14 +242,44 @@ def _access(picture: AccessPicture) -> str:
         cells.append((_mark_html(u.marks.get(ADMIN, ())).strip() or '<span class="muted">-'
                        "</span>") + flow)
         rows.append(cells)
-    out.append(_table("access-matrix", head, rows))
+    out.append(table(at.id("access-matrix"), head, rows))
     caps_rows = [[f"<code>{_e(u.entity)}</code>",
                   "<br>".join(f"{_e(t)} <code>{_e(c)}</code>" for t, c in u.caps.items())]
                  for u in picture.users]
-    out.append("<h3>Caps</h3>" + _table("access-caps", ["user", "caps"], caps_rows))
-    out.append(f'<div id="access-graph">{access_svg(picture, standalone=False)}</div>')
+    out.append(at.h("Caps", 1) + table(at.id("access-caps"), ["user", "caps"], caps_rows))
+    out.append(f'<div id="{at.id("access-graph")}">{access_svg(picture, standalone=False)}'
+               "</div>")
     out.append("</section>")
     return "".join(out)
+
+
+def cluster_body(*, status: Status, plan: dict[str, Any] | None, findings: list[Finding],
+                 verify: dict[str, Any] | None, verify_source: str | None,
+                 access: AccessPicture, at: Place = Place(),
+                 no_verify: str | None = None) -> str:
+    """One cluster's sections: status, plan, audit, verify, access (`no_verify`: what the
+    verify section says when `verify` is None, as verify_section's `absent`)."""
+    return "".join([_status(status, at), _plan(plan, at), _audit(findings, at),
+                    verify_section(verify, verify_source, at, no_verify), _access(access, at)])
+
+
+def page(*, title: str, generated: str, spec_path: str | None, nav: list[tuple[str, str]],
+         main: str, css: str = "") -> str:
+    """The page around `main` (HTML): head with the inline styles (`css` after them), title,
+    when and from what it was made, the links (`nav`: (id, label)), the footer."""
+    return "".join([
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}{css}</style></head><body>",
+        f"<header><h1>{_e(title)}</h1>",
+        f'<p class="meta">Generated {_e(generated)}'
+        + (f" from spec <code>{_e(spec_path)}</code>" if spec_path else " without a spec")
+        + "</p></header>",
+        "<nav>" + "".join(f'<a href="#{_e(i)}">{_e(label)}</a>' for i, label in nav) + "</nav>",
+        "<main>", main, "</main>",
+        '<footer><p class="muted">cephstack report. Keys never appear in this page.</p>'
+        "</footer></body></html>\n",
+    ])
 
 
 def html_report(*, generated: str, fsid: str, spec_path: str | None, status: Status,
@@ -231,19 +287,7 @@ def html_report(*, generated: str, fsid: str, spec_path: str | None, status: Sta
                 verify: dict[str, Any] | None, verify_source: str | None,
                 access: AccessPicture) -> str:
     """The whole page. `plan` as report.plan_json gives it (keys masked)."""
-    title = f"cephstack report: cluster {fsid}"
-    return "".join([
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<header><h1>{_e(title)}</h1>",
-        f'<p class="meta">Generated {_e(generated)}'
-        + (f" from spec <code>{_e(spec_path)}</code>" if spec_path else " without a spec")
-        + "</p></header>",
-        '<nav><a href="#status">Status</a><a href="#plan">Plan</a><a href="#audit">Audit</a>'
-        '<a href="#verify">Verify</a><a href="#access">Access</a></nav>',
-        "<main>", _status(status), _plan(plan), _audit(findings),
-        _verify(verify, verify_source), _access(access), "</main>",
-        '<footer><p class="muted">cephstack report. Keys never appear in this page.</p>'
-        "</footer></body></html>\n",
-    ])
+    return page(title=f"cephstack report: cluster {fsid}", generated=generated,
+                spec_path=spec_path, nav=[(s, s.title()) for s in _SECTIONS],
+                main=cluster_body(status=status, plan=plan, findings=findings, verify=verify,
+                                  verify_source=verify_source, access=access))

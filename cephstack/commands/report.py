@@ -56,6 +56,30 @@ def _volume_snapshots(facts, status) -> dict[str, list[str]]:
             for image in found.scanned if image.name.startswith("volume-")}
 
 
+def generated() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def observe_cluster(args: argparse.Namespace, spec, conn):
+    """Observe one cluster (as plan does, given a spec) and read its status: (state, facts,
+    status)."""
+    started = time.monotonic()
+    state = observe_for(conn, spec) if spec is not None else None
+    return read(args, spec, conn, state, started)
+
+
+def page_parts(spec, state, facts, status, access) -> dict[str, Any]:
+    """One cluster's part of the page besides verify (htmlreport.cluster_body's arguments):
+    its status, plan (keys masked), audit findings and access picture."""
+    from cephstack.audit import audit
+    from cephstack.report import plan_json
+
+    plan = plan_for(spec, state) if spec is not None else None
+    findings = audit(state, spec, state.keyring_files, _volume_snapshots(facts, status))
+    return {"status": status, "plan": plan_json(plan) if plan is not None else None,
+            "findings": findings, "access": access}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cephstack.access import access_svg, build_access
     from cephstack.safefiles import write_atomic
@@ -64,6 +88,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise BadInput("nothing to write", hint="give --html FILE and/or --svg FILE")
     spec = load_spec_of(args) if args.spec else None
     verify = _verify_report(args.verify) if args.verify else None
+    if spec is not None and spec.clusters:  # every cluster at once, a section each
+        from cephstack.multireport import report_clusters
+
+        return report_clusters(args, spec, verify)
     written = []
     if args.html is None and spec is not None:
         # The access picture alone comes from the spec's compiled caps: no cluster needed.
@@ -71,22 +99,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_atomic(args.svg, access_svg(access), 0o644, dir_mode=0o755)
         return _done(args, [args.svg], None)
     with connect(args, spec) as conn:
-        started = time.monotonic()
-        state = observe_for(conn, spec) if spec is not None else None
-        state, facts, status = read(args, spec, conn, state, started)
+        state, facts, status = observe_cluster(args, spec, conn)
     access = build_access(spec, state, verify)
     if args.html:
-        from cephstack.audit import audit
         from cephstack.htmlreport import html_report
-        from cephstack.report import plan_json
 
-        plan = plan_for(spec, state) if spec is not None else None
-        findings = audit(state, spec, state.keyring_files, _volume_snapshots(facts, status))
-        page = html_report(
-            generated=time.strftime("%Y-%m-%d %H:%M:%S %z"), fsid=state.fsid,
-            spec_path=args.spec, status=status,
-            plan=plan_json(plan) if plan is not None else None, findings=findings,
-            verify=verify, verify_source=args.verify, access=access)
+        page = html_report(generated=generated(), fsid=state.fsid, spec_path=args.spec,
+                           verify=verify, verify_source=args.verify,
+                           **page_parts(spec, state, facts, status, access))
         write_atomic(args.html, page, 0o644, dir_mode=0o755)
         written.append(args.html)
     if args.svg:
@@ -115,7 +135,12 @@ def register(sub, fmt) -> None:
                        "its key, and verify's least-privilege results. --svg writes the access "
                        "picture alone (from the spec's compiled caps, without the cluster, "
                        "when --html is not given). Keys never appear. Changes nothing in the "
-                       "cluster.")
+                       "cluster. A spec with clusters: is read on every cluster at once and "
+                       "gives one page: an overview, a section per cluster (one that cannot "
+                       "be read shows its error, the page is still written, and the exit code "
+                       "is then that cluster's), and, with --verify from `cephstack verify -f "
+                       "SPEC --output json`, the checks across clusters; --svg stacks each "
+                       "cluster's picture under its name.")
     add_cluster(p, spec_default=None)
     p.add_argument("--html", metavar="FILE", help="write the HTML report here (mode 0644)")
     p.add_argument("--svg", metavar="FILE", help="write the access picture as SVG here")

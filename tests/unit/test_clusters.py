@@ -211,7 +211,8 @@ def test_plan_addresses_are_prefixed_by_cluster():
     assert MirrorStep("mirroring/pool volume", "enable").kind == "mirroring"
 
 
-@pytest.mark.parametrize("argv", [["report", "--html", "/nonexistent/r.html"],
+@pytest.mark.parametrize("argv", [["report", "--html", "/nonexistent/r.html", "--conf",
+                                   "/x.conf"],
                                   ["status", "--conf", "/x.conf"],
                                   ["verify", "--conf", "/x.conf"],
                                   ["plan", "--conf", "/x.conf"],
