@@ -24,7 +24,8 @@ from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, CephstackError
 
 REPORT_EXIT_CODES = f"""\
 exit codes:
-  0  the report was written (whatever it shows)
+  0  the report was written (whatever it shows); with clusters: in the spec, a cluster that
+     could not be read gives its code below even though the page was written
   {EXIT_FAILED}  a Ceph command failed or was refused (permission denied), or a file could
      not be written
   {EXIT_BAD_INPUT}  bad input: invalid spec, arguments or verify report
