@@ -18,7 +18,8 @@ from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, CephstackError
 
 FENCE_EXIT_CODES = f"""\
 exit codes:
-  0  done, or the dry run was shown
+  0  done, or the dry run was shown (with clusters: in the spec, on every cluster; one
+     that failed gives its code below while the others are done; several kinds: 1)
   {EXIT_FAILED}  a Ceph command failed or was refused (permission denied), or a lock could
      not be broken
   {EXIT_BAD_INPUT}  bad input: an address that is neither a host nor IP:PORT/NONCE, an address

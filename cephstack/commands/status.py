@@ -17,7 +17,8 @@ from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED
 
 STATUS_EXIT_CODES = f"""\
 exit codes:
-  0  the status was read (whatever it shows)
+  0  the status was read (whatever it shows); with clusters: in the spec, a cluster that
+     could not be read gives its code below while the others are shown
   {EXIT_FAILED}  a Ceph command failed or was refused (permission denied)
   {EXIT_BAD_INPUT}  bad input: invalid spec or arguments
 """ + CLUSTER_EXIT_CODES
