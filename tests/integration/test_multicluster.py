@@ -235,6 +235,11 @@ def test_mirroring_declared_in_the_spec_is_applied_once(two_clusters, tmp_path):
     assert again.returncode == 0, again.stderr
     doc = json.loads(again.stdout)
     assert doc["changes"] is False and doc["mirroring"]["changes"] == []
+    # The mirroring users' mon profiles may blocklist a dead client: no finding on them.
+    audit = cli(tmp_path, "audit", "-f", str(spec), "--output", "json")
+    found = {(f["id"], f["entity"]) for c in json.loads(audit.stdout)["clusters"].values()
+             for f in c["findings"]}
+    assert not [f for f in found if f[0] == "mon-cannot-blocklist"], found
 
     out = tmp_path / "rendered"
     assert cli(tmp_path, "render", "-f", str(spec), "--out", str(out)).returncode == 0

@@ -51,6 +51,17 @@ def test_a_converged_default_spec_is_clean():
     assert exit_code([]) == 0
 
 
+@pytest.mark.parametrize("mon", ["profile rbd-mirror", "profile rbd-mirror-peer"])
+def test_the_mirroring_profiles_can_blocklist(mon):
+    """rbd-mirror's own user and the bootstrap peer user (profile rbd-mirror[-peer]) may
+    blocklist a dead client as profile rbd may (measured on a Pacific monitor): not a
+    finding on the users cephstack creates for mirroring."""
+    state = seed_state(**{"rbd-mirror.central": {"mon": mon, "osd": "profile rbd"}})
+    assert ("mon-cannot-blocklist", "client.rbd-mirror.central") not in ids(audit(state))
+    state = seed_state(**{"rbd-mirror.central": {"mon": "allow r", "osd": "profile rbd"}})
+    assert ("mon-cannot-blocklist", "client.rbd-mirror.central") in ids(audit(state))
+
+
 def test_recognise_assigns_pools_to_services():
     roles, images = recognise(seed_state(), None)
     assert images == "images"
