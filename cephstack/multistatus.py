@@ -5,7 +5,7 @@ document per cluster under "clusters", Prometheus a cluster="<name>" label on ev
 
 A cluster that cannot be read is shown with its error while the others are shown; the exit
 code is then non-zero (as plan's across clusters). With --prometheus, its samples are left
-out, so its cephstack_status_timestamp_seconds series ends (the README shows the alert).
+out and cephstack_cluster_read{cluster="NAME"} is 0 (the shipped alert fires on it).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def show(args: argparse.Namespace, spec: Spec, write) -> int:
 
     multi, statuses = read_clusters(args, spec)
     if args.prometheus:
-        text = clusters_prometheus(dict(statuses))
+        text = clusters_prometheus(dict(statuses), [r.name for r in multi.failed])
     elif args.output == "json":
         text = dumps(clusters_json(multi, statuses)) + "\n"
     else:

@@ -4,6 +4,7 @@ Prometheus' text exposition format for a textfile collector (status_prometheus).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from cephstack.status import FORMAT_VERSION, PoolStatus, Status
@@ -254,10 +255,23 @@ def status_prometheus(status: Status) -> str:
     return clusters_prometheus({None: status})
 
 
-def clusters_prometheus(statuses: dict[str | None, Status]) -> str:
+# Several clusters only: a cluster status could not read keeps a sample (0), so an alert
+# sees it; the others' series would otherwise just end.
+CLUSTER_READ_METRIC = ("cephstack_cluster_read",
+                       "1 if cephstack status read this cluster in its last run, 0 if not")
+
+
+def clusters_prometheus(statuses: dict[str | None, Status],
+                        unread: Sequence[str] = ()) -> str:
     """The exposition of several clusters' statuses: each metric once, its samples of every
-    cluster together, each with a cluster="<name>" label (none under the name None)."""
+    cluster together, each with a cluster="<name>" label (none under the name None); with
+    named clusters, cephstack_cluster_read 1 for each read and 0 for each of `unread`."""
     lines = []
+    named = [c for c in statuses if c is not None] + list(unread)
+    if named:
+        name, text = CLUSTER_READ_METRIC
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        lines += [f'{name}{{cluster="{_label(c)}"}} {0 if c in unread else 1}' for c in named]
     for name, value in (("cephstack_status_timestamp_seconds", lambda s: round(s.taken_at, 3)),
                         ("cephstack_status_duration_seconds", lambda s: round(s.seconds, 3)),
                         ("cephstack_status_images_opened", lambda s: s.images_opened)):
@@ -281,7 +295,7 @@ def clusters_prometheus(statuses: dict[str | None, Status]) -> str:
 
 def emitted_metrics() -> set[str]:
     """Every metric name status_prometheus may write (the alert rules may use only these)."""
-    return set(POOL_METRICS) | set(STATUS_METRICS)
+    return set(POOL_METRICS) | set(STATUS_METRICS) | {CLUSTER_READ_METRIC[0]}
 
 
 def dumps(data: dict[str, Any]) -> str:

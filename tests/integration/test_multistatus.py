@@ -86,6 +86,13 @@ def test_a_cluster_that_is_down_is_shown_with_its_error(applied):
         assert doc["clusters"]["edge1"]["error"]["kind"] == "unreachable"
         assert {p["name"] for p in doc["clusters"]["central"]["pools"]} == POOLS["central"]
         assert "error: cluster edge1:" in run.stderr
+        # Prometheus: edge1 keeps one sample, 0, for the shipped CephstackClusterNotRead.
+        prom = cli(root, "status", "-f", str(spec), "--prometheus")
+        assert prom.returncode == 3
+        lines = prom.stdout.splitlines()
+        assert 'cephstack_cluster_read{cluster="edge1"} 0' in lines
+        assert 'cephstack_cluster_read{cluster="central"} 1' in lines
+        assert not [line for line in lines if 'cluster="edge1",pool=' in line]
     finally:
         for daemon in ("mon.a", "mgr.x"):
             boxes["edge1"].start_daemon(daemon)

@@ -48,9 +48,17 @@ def test_every_sample_carries_its_cluster_and_each_metric_is_declared_once():
             assert helped[-1] == m.group(1), f"{line}: not with its metric's other samples"
     assert len(helped) == len(set(helped))
     assert all(clusters == {"central", "edge1"} for clusters in seen.values())
-    # The metric names are the one-cluster ones.
+    # The metric names are the one-cluster ones, and which clusters were read.
     assert set(seen) == {line.split()[2] for line in status_prometheus(STATUS).splitlines()
-                         if line.startswith("# HELP ")}
+                         if line.startswith("# HELP ")} | {"cephstack_cluster_read"}
+
+
+def test_a_cluster_not_read_keeps_a_sample_an_alert_sees():
+    text = clusters_prometheus({"central": STATUS}, ["edge1"])
+    assert 'cephstack_cluster_read{cluster="central"} 1' in text.splitlines()
+    assert 'cephstack_cluster_read{cluster="edge1"} 0' in text.splitlines()
+    assert 'cluster="edge1",pool=' not in text  # no pool samples of a cluster not read
+    assert "cephstack_cluster_read" not in clusters_prometheus({None: STATUS})
 
 
 def test_text_has_a_section_per_cluster_and_a_failed_one_shows_its_error():
