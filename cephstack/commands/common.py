@@ -129,6 +129,14 @@ def _positive(text: str) -> float:
     return value
 
 
+def add_only_clusters(p: argparse.ArgumentParser, what: str = "only this cluster",
+                      default: str = "every cluster of the spec, at once") -> None:
+    """--cluster NAME (repeatable): with a spec of several clusters, limit the command."""
+    p.add_argument("--cluster", dest="only_clusters", action="append", metavar="NAME",
+                   help=f"with a spec of several clusters: {what} (repeatable; default: "
+                   f"{default})")
+
+
 def add_lock_wait(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
                    help="when another cephstack run holds the cluster's lock, wait up to "

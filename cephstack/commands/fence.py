@@ -8,6 +8,7 @@ import argparse
 from cephstack.commands.common import (
     CLUSTER_EXIT_CODES,
     add_cluster,
+    add_only_clusters,
     add_output,
     connect,
     load_spec_of,
@@ -174,12 +175,6 @@ def _act_flags(p: argparse.ArgumentParser, what: str) -> None:
                    help="show what would be done and change nothing (the default)")
 
 
-def _add_only_clusters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cluster", dest="only_clusters", action="append", metavar="NAME",
-                   help="with a clusters: spec: only this cluster (repeat for more; default: "
-                   "every cluster of the spec, at once)")
-
-
 def register(sub, fmt) -> None:
     p = sub.add_parser(
         "fence", help="cut a dead host's Ceph clients off and break their locks",
@@ -200,7 +195,7 @@ def register(sub, fmt) -> None:
                    "`cephstack unfence` lifts them earlier")
     _act_flags(p, "blocklist and break the locks")
     add_cluster(p, spec_default=None)
-    _add_only_clusters(p)
+    add_only_clusters(p)
     add_max_images(p)
     add_output(p)
     p.set_defaults(func=cmd_fence)
@@ -216,7 +211,7 @@ def register(sub, fmt) -> None:
     u.add_argument("addresses", nargs="+", metavar="ADDR", type=_target, help=_ADDR_HELP)
     _act_flags(u, "remove the entries")
     add_cluster(u, spec_default=None)
-    _add_only_clusters(u)
+    add_only_clusters(u)
     add_output(u)
     u.set_defaults(func=cmd_unfence)
 
@@ -229,7 +224,7 @@ def register(sub, fmt) -> None:
         "holder blocklisted, or gone from the image), and the addresses watching it. Bounded "
         "as status is: at most --max-images images opened.")
     add_cluster(lk, spec_default=None)
-    _add_only_clusters(lk)
+    add_only_clusters(lk)
     add_max_images(lk)
     add_output(lk)
     lk.set_defaults(func=cmd_locks)

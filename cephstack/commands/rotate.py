@@ -8,6 +8,7 @@ from cephstack.commands.common import (
     EXIT_CODES,
     add_cluster,
     add_lock_wait,
+    add_only_clusters,
     add_output,
     confirm,
     connect,
@@ -175,9 +176,7 @@ def register(sub, fmt) -> None:
     p.add_argument("--all", action="store_true", help="every user the spec declares")
     p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--cluster", dest="only_clusters", action="append", metavar="NAME",
-                   help="with a spec of several clusters: rotate only on this cluster "
-                   "(repeatable; default: every cluster holding the users)")
+    add_only_clusters(p, "rotate only on this cluster", "every cluster holding the users")
     add_cluster(p)
     add_lock_wait(p)
     add_output(p)
