@@ -135,7 +135,8 @@ class _Side:
     site: str
 
 
-def _pool_changes(side: _Side, other: _Side, pool: str) -> list[MirrorChange]:
+def _pool_changes(side: _Side, other: _Side, pool: str,
+                  reads: dict[tuple, Any]) -> list[MirrorChange]:
     rbd = _rbd()
     mode = side.conn.rbd("mirror_mode_get", pool)
     changes = []
@@ -148,7 +149,7 @@ def _pool_changes(side: _Side, other: _Side, pool: str) -> list[MirrorChange]:
         changes.append(MirrorChange(f"mirror {pool}@{side.site}: peer {other.site}",
                                     f"peer {other.site} rx-tx"
                                     + (" (replaces a one-way peer)" if peers else "")))
-    elif stale := stale_reason(side.conn, other.conn, other.site, pool, both_ways[0]):
+    elif stale := stale_reason(side.conn, other.conn, other.site, pool, both_ways[0], reads):
         changes.append(MirrorChange(f"mirror {pool}@{side.site}: peer {other.site}",
                                     f"peer {other.site} bootstrapped again: {stale}"))
     return changes
@@ -177,13 +178,14 @@ def mirroring_changes(primary: CephConnection, secondary: CephConnection,
                          "a site name of its own"])
     _check_pools((a, b), pools)
     changes = []
+    reads: dict[tuple, Any] = {}  # each site's monitors and peer user's key, read once
     for side in (a, b):
         current = _site_call(side.conn, "mirror_site_name_get")
         if current != side.site:
             changes.append(MirrorChange(f"mirror site@{side.site}",
                                         f"site name {current!r} -> {side.site!r}"))
     for pool in pools:
-        changes += _pool_changes(a, b, pool) + _pool_changes(b, a, pool)
+        changes += _pool_changes(a, b, pool, reads) + _pool_changes(b, a, pool, reads)
         if wanted and wanted not in schedules(primary, pool):
             changes.append(MirrorChange(f"mirror {pool}@{primary_site}: schedule {wanted}",
                                         f"mirror snapshots every {wanted}"))

@@ -63,10 +63,20 @@ def staleness(attributes: dict[str, str], monitors: set[tuple[str, int | None]],
     return None
 
 
+def _current_key(conn: CephConnection, client: str) -> str | None:
+    try:
+        return (conn.mon("auth get", entity=client) or [{}])[0].get("key")
+    except CephCommandError as e:
+        if e.errno != errnos.ENOENT:
+            raise
+        return None
+
+
 def stale_reason(side: CephConnection, other: CephConnection, site: str, pool: str,
-                 peer: dict[str, Any]) -> str | None:
+                 peer: dict[str, Any], reads: dict[tuple, Any]) -> str | None:
     """staleness() of `peer` (an entry of the pool's peer list on `side`), read from both
-    clusters."""
+    clusters. `reads` keeps what was read of `site` (its monitors, its users' keys) for the
+    other pools of the same check."""
     try:
         attributes = side.rbd("mirror_peer_get_attributes", pool, peer["uuid"])
     except CephCommandError as e:
@@ -74,10 +84,9 @@ def stale_reason(side: CephConnection, other: CephConnection, site: str, pool: s
             return None  # no attributes: the daemon connects through its host's conf
         raise
     client = peer.get("client_name") or ""
-    try:
-        current = (other.mon("auth get", entity=client) or [{}])[0].get("key")
-    except CephCommandError as e:
-        if e.errno != errnos.ENOENT:
-            raise
-        current = None
-    return staleness(dict(attributes), monitor_addresses(other), current, client, site)
+    if ("mons", site) not in reads:
+        reads[("mons", site)] = monitor_addresses(other)
+    if ("key", site, client) not in reads:
+        reads[("key", site, client)] = _current_key(other, client)
+    return staleness(dict(attributes), reads[("mons", site)], reads[("key", site, client)],
+                     client, site)
