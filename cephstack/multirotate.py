@@ -38,22 +38,11 @@ def resolve_targets(spec: Spec, parts: dict[str, Spec], names: Sequence[str],
     knows is bad input; so is a name none of the chosen clusters has."""
     from cephstack.rotate import BadUsers, resolve_users
 
-    if bool(names) == every:
-        resolve_users(spec, names, every)  # its "name the users, or --all" error
     known = {e: None for part in split(spec).values() for e in desired_clients(part)}
-    by_service = {kind: f"client.{s.user}" for kind, s in spec.services.items()}
-    wanted: list[str] = []
-    for name in names:
-        entity = by_service.get(name) or (name if name.startswith("client.")
-                                          else f"client.{name}")
-        if entity not in known:
-            raise BadUsers(f"{name!r} is neither a service nor a user of the spec; known: "
-                           f"{', '.join(sorted({*by_service, *known}))}",
-                           hint="name a service or user the spec declares")
-        wanted.append(entity)
+    wanted = resolve_users(spec, names, every, known=list(known))
     out = {c: tuple(e for e in desired_clients(part) if every or e in wanted)
            for c, part in parts.items()}
-    missing = [e for e in dict.fromkeys(wanted) if not any(e in t for t in out.values())]
+    missing = [] if every else [e for e in wanted if not any(e in t for t in out.values())]
     if missing:
         raise BadUsers(f"{', '.join(missing)}: on none of the clusters chosen "
                        f"({', '.join(parts)})", hint="choose its clusters with --cluster, "

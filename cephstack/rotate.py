@@ -45,13 +45,15 @@ class BadUsers(CephstackError):
     kind = "bad-input"
 
 
-def resolve_users(spec: Spec, names: Sequence[str], every: bool) -> tuple[str, ...]:
+def resolve_users(spec: Spec, names: Sequence[str], every: bool,
+                  known: Sequence[str] | None = None) -> tuple[str, ...]:
     """The client entities named on the command line: a service (glance, cinder-volume),
-    a user (glance, client.glance) or an extra client of the spec; all of them for --all."""
+    a user (glance, client.glance) or an extra client of the spec; all of them for --all.
+    `known`: the users to choose from (default: the spec's; several clusters: all theirs)."""
     if bool(names) == every:
         raise BadUsers("name the users to rotate, or give --all (not both)",
                        hint="cephstack rotate glance nova, or cephstack rotate --all")
-    wanted = desired_clients(spec)
+    wanted = list(desired_clients(spec) if known is None else known)
     if every:
         return tuple(wanted)
     by_service = {kind: f"client.{s.user}" for kind, s in spec.services.items()}

@@ -35,6 +35,11 @@ def test_all_is_every_user_of_each_cluster_with_its_own_mirror_user():
     assert "client.rbd-mirror.edge1" in got["edge1"]
 
 
+def test_all_on_one_cluster_is_that_clusters_users_only():
+    got = _targets(every=True, only=["central"])  # cinder-backup and edge1's mirror: elsewhere
+    assert set(got) == {"central"} and "client.cinder-backup" not in got["central"]
+
+
 @pytest.mark.parametrize("names, only, expected", [
     (["nova"], None, {"central": ("client.nova",), "edge1": ("client.nova",)}),
     (["client.glance"], ["edge1"], {"edge1": ("client.glance",)}),
