@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from apply import counters, settle, timed  # noqa: E402  (bench/apply.py's helpers)
 
-from cephstack.defaults import DEFAULT_SPEC  # noqa: E402
-from cephstack.sandbox import Sandbox  # noqa: E402
+from cephstack.sandbox.cluster import Sandbox  # noqa: E402
+from cephstack.spec.defaults import DEFAULT_SPEC  # noqa: E402
 
 CEPHSTACK = [str(ROOT / ".venv" / "bin" / "cephstack")]
 USERS = ("glance", "cinder-volume", "cinder-backup", "nova")

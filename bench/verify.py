@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess  # noqa: E402
-from cephstack.defaults import DEFAULT_SPEC  # noqa: E402
-from cephstack.sandbox import Sandbox  # noqa: E402
+from cephstack.sandbox.cluster import Sandbox  # noqa: E402
+from cephstack.spec.defaults import DEFAULT_SPEC  # noqa: E402
 
 CEPHSTACK = str(ROOT / ".venv" / "bin" / "cephstack")
 

@@ -111,7 +111,6 @@ def _report(error: dict, text: str, code: int, as_json: bool) -> int:
 def _run(args: argparse.Namespace, as_json: bool) -> int:
     """Run the command in a worker thread; the main thread waits and handles signals."""
     from cephstack import interrupt
-
     interrupt.reset()
     if threading.current_thread() is not threading.main_thread():
         return args.func(args)
@@ -148,7 +147,6 @@ def _interrupted(done: threading.Event, outcome: dict[str, object], as_json: boo
     then end the process with 128 + signal, without interpreter teardown: librados threads
     may still run. Returns only if the command failed in a way the main thread reports."""
     from cephstack import interrupt
-
     signum = interrupt.requested() or signal.SIGINT
     name = signal.Signals(signum).name
     grace = interrupt.grace()

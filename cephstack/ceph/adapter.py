@@ -226,7 +226,7 @@ class CephConnection:
                                "the monitor accepted an unknown cap type: caps not checked")
 
     def import_keyring(self, blob: bytes) -> None:
-        """`auth import` of a binary keyring (cephstack.cephx.keyring_blob): every entity
+        """`auth import` of a binary keyring (cephstack.ceph.cephx.keyring_blob): every entity
         in it created or replaced, key and caps, in one monitor commit."""
         self.mon("auth import", inbuf=blob)
 

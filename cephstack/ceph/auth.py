@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cephstack.ceph.adapter import CephConnection
-from cephstack.cephx import keyring_blob
+from cephstack.ceph.cephx import keyring_blob
 from cephstack.errors import CephCommandError
 from cephstack.keyfiles import Secret
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from cephstack.ceph.adapter import POOL_VALIDATED, RBD_INFO, CephConnection
-from cephstack.crush import rule_reach, tree_nodes
 from cephstack.errors import CephCommandError, CephstackError
 from cephstack.keyfiles import Secret, account_facts, read_keyring_files
-from cephstack.state import (
+from cephstack.plan.crush import rule_reach, tree_nodes
+from cephstack.plan.state import (
     DEFAULT_MAX_PG_PER_OSD,
     DEFAULT_MAX_POOL_PG_NUM,
     DEFAULT_POOL_SIZE,
@@ -31,7 +31,7 @@ from cephstack.state import (
     Health,
     PoolState,
 )
-from cephstack.state import POOL_VALIDATED as VALIDATED
+from cephstack.plan.state import POOL_VALIDATED as VALIDATED
 
 
 def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:

@@ -36,8 +36,8 @@ from dataclasses import replace
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephCommandError, CephstackError, PermissionDenied
 from cephstack.keyfiles import read_keyring_file
-from cephstack.spec import Spec
-from cephstack.state import ClusterState, Created, PoolContents, PruneFacts, RecordedKeyring
+from cephstack.plan.state import ClusterState, Created, PoolContents, PruneFacts, RecordedKeyring
+from cephstack.spec.load import Spec
 
 PREFIX = "cephstack/created/"
 POOLS, USERS, KEYRINGS = "pools", "users", "keyrings/"
@@ -260,8 +260,8 @@ def observe_with_records(conn: CephConnection, observe: Callable[[], ClusterStat
     state = replace(state, created=parse_created(dump))
     if not prune:
         return state
-    from cephstack.catalog import desired_clients
-    from cephstack.prune import candidates
+    from cephstack.plan.prune import candidates
+    from cephstack.spec.catalog import desired_clients
 
     found = candidates(spec, state, desired_clients(spec))
     return replace(state, prune=read_prune_facts(conn, found.pools, found.users,

@@ -28,12 +28,12 @@ exit codes:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from cephstack.audit import exit_code
-    from cephstack.report import audit_json, audit_text, dumps
+    from cephstack.adopt.audit import exit_code
+    from cephstack.report.views import audit_json, audit_text, dumps
 
     spec = load_spec_of(args) if args.spec else None
     if spec is not None and spec.clusters:  # several clusters: each at once
-        from cephstack.multicommands import cmd_audit as audit_clusters
+        from cephstack.commands.multicommands import cmd_audit as audit_clusters
 
         return audit_clusters(args, spec)
     with connect(args, spec) as conn:
@@ -44,10 +44,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def audit_findings(args: argparse.Namespace, spec, conn) -> list:
     """The audit of the cluster behind `conn` (against `spec` when given)."""
-    from cephstack.audit import audit, rbd_users, recognise
-    from cephstack.catalog import desired_clients
+    from cephstack.adopt.audit import audit, rbd_users, recognise
     from cephstack.ceph.observe import observe, volume_snapshots
     from cephstack.keyfiles import read_keyring_files
+    from cephstack.spec.catalog import desired_clients
 
     state = observe(conn)
     paths: dict[str, str] = {}
@@ -86,10 +86,10 @@ def _service_files(args: argparse.Namespace):
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from cephstack.adopt import import_spec
+    from cephstack.adopt.describe import import_spec
     from cephstack.ceph.observe import observe
     from cephstack.keyfiles import write_atomic
-    from cephstack.spec import ClusterSettings
+    from cephstack.spec.load import ClusterSettings
 
     out = Path(args.out)
     if would_overwrite(out, args.force):

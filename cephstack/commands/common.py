@@ -171,17 +171,17 @@ def would_overwrite(out: Path, force: bool) -> bool:
 
 
 def load_spec_of(args: argparse.Namespace):
-    from cephstack.spec import load_spec
+    from cephstack.spec.load import load_spec
 
     return load_spec(args.spec, connect_as=getattr(args, "client", None))
 
 
 def connect(args: argparse.Namespace, spec):
     from cephstack.ceph.adapter import CephConnection, ClusterAccess
-    from cephstack.spec import ClusterSettings
+    from cephstack.spec.load import ClusterSettings
 
     if spec is not None and spec.clusters:  # commands that take several go through clusters.py
-        from cephstack.multicommands import SeveralClustersUsage
+        from cephstack.commands.multicommands import SeveralClustersUsage
 
         raise SeveralClustersUsage(
             f"{spec.path} declares several clusters ({', '.join(spec.clusters)}); this "
@@ -198,8 +198,8 @@ def connect(args: argparse.Namespace, spec):
 
 
 def observe_for(conn, spec):
-    from cephstack.catalog import desired_clients
     from cephstack.ceph.observe import observe
+    from cephstack.spec.catalog import desired_clients
 
     paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
     return observe(conn, paths, monmap=spec.render is not None,
@@ -208,7 +208,7 @@ def observe_for(conn, spec):
 
 
 def plan_for(spec, state):
-    from cephstack.plan import make_plan
+    from cephstack.plan.make import make_plan
 
     if spec.render is None:
         return make_plan(spec, state)

@@ -46,7 +46,7 @@ class BadTarget(CephstackError):
 
 
 def _target(text: str):
-    from cephstack.fence import parse_target
+    from cephstack.day2.fence import parse_target
 
     try:
         return parse_target(text)
@@ -55,7 +55,7 @@ def _target(text: str):
 
 
 def _duration(text: str) -> float:
-    from cephstack.fence import parse_duration
+    from cephstack.day2.fence import parse_duration
 
     try:
         return parse_duration(text)
@@ -68,7 +68,7 @@ def _targets(args: argparse.Namespace) -> tuple:
 
 
 def _refuse_own(conn, targets: tuple) -> None:
-    from cephstack.fence import own_targets
+    from cephstack.day2.fence import own_targets
 
     own = conn.client_address()
     mine = own_targets(targets, own)
@@ -81,15 +81,15 @@ def _refuse_own(conn, targets: tuple) -> None:
 
 
 def cmd_fence(args: argparse.Namespace) -> int:
-    from cephstack.ceph import fencing
-    from cephstack.fence import plan_fence
-    from cephstack.fenceviews import fence_json, fence_text
-    from cephstack.statusviews import dumps
+    from cephstack.day2 import fencing as fencing
+    from cephstack.day2.fence import plan_fence
+    from cephstack.report.fenceviews import fence_json, fence_text
+    from cephstack.report.statusviews import dumps
 
     spec = load_spec_of(args) if args.spec else None
     targets = _targets(args)
-    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
-        from cephstack.multifence import fence_clusters
+    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
+        from cephstack.day2.multifence import fence_clusters
 
         return fence_clusters(args, spec, targets)
     with connect(args, spec) as conn:
@@ -106,15 +106,15 @@ def cmd_fence(args: argparse.Namespace) -> int:
 
 
 def cmd_unfence(args: argparse.Namespace) -> int:
-    from cephstack.ceph import fencing
-    from cephstack.fence import plan_unfence
-    from cephstack.fenceviews import unfence_json, unfence_text
-    from cephstack.statusviews import dumps
+    from cephstack.day2 import fencing as fencing
+    from cephstack.day2.fence import plan_unfence
+    from cephstack.report.fenceviews import unfence_json, unfence_text
+    from cephstack.report.statusviews import dumps
 
     spec = load_spec_of(args) if args.spec else None
     targets = _targets(args)
-    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
-        from cephstack.multifence import unfence_clusters
+    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
+        from cephstack.day2.multifence import unfence_clusters
 
         return unfence_clusters(args, spec, targets)
     with connect(args, spec) as conn:
@@ -142,20 +142,20 @@ def check_removed(items: tuple, left: dict[str, str]) -> None:
 
 
 def several(args: argparse.Namespace, spec) -> bool:
-    from cephstack.multifence import several as across_clusters
+    from cephstack.day2.multifence import several as across_clusters
 
     return across_clusters(args, spec)
 
 
 def cmd_locks(args: argparse.Namespace) -> int:
-    from cephstack.ceph import fencing
-    from cephstack.fence import held_images
-    from cephstack.fenceviews import locks_json, locks_text
-    from cephstack.statusviews import dumps
+    from cephstack.day2 import fencing as fencing
+    from cephstack.day2.fence import held_images
+    from cephstack.report.fenceviews import locks_json, locks_text
+    from cephstack.report.statusviews import dumps
 
     spec = load_spec_of(args) if args.spec else None
-    if several(args, spec):  # clusters: every one at once (cephstack/multifence.py)
-        from cephstack.multifence import locks_clusters
+    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
+        from cephstack.day2.multifence import locks_clusters
 
         return locks_clusters(args, spec)
     with connect(args, spec) as conn:

@@ -11,8 +11,8 @@ from cephstack.errors import EXIT_FAILED
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from cephstack.defaults import DEFAULT_SPEC
     from cephstack.keyfiles import write_atomic
+    from cephstack.spec.defaults import DEFAULT_SPEC
 
     out = Path(args.out)
     if would_overwrite(out, args.force):

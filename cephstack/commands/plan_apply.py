@@ -26,11 +26,11 @@ from cephstack.errors import EXIT_FAILED, CephstackError
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from cephstack.report import dumps, plan_json, plan_text
+    from cephstack.report.views import dumps, plan_json, plan_text
 
     spec = load_spec_of(args)
-    if spec.clusters:  # several clusters: plan each at once (cephstack/multicommands.py)
-        from cephstack.multicommands import cmd_plan as plan_clusters
+    if spec.clusters:  # several clusters: plan each at once (cephstack/commands/multicommands.py)
+        from cephstack.commands.multicommands import cmd_plan as plan_clusters
 
         return plan_clusters(args, spec)
     if args.out and would_overwrite(Path(args.out), args.force):
@@ -99,13 +99,13 @@ def _confirm(args: argparse.Namespace) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from cephstack.apply import apply_plan
-    from cephstack.report import dumps, plan_json, plan_text
+    from cephstack.report.views import dumps, plan_json, plan_text
+    from cephstack.session.apply import apply_plan
 
     saved = _saved_plan(args) if args.plan else None
     spec = load_spec_of(args)
-    if spec.clusters:  # several clusters: apply to each at once (cephstack/multicommands.py)
-        from cephstack.multicommands import cmd_apply as apply_clusters
+    if spec.clusters:  # several clusters: apply to each at once (commands/multicommands.py)
+        from cephstack.commands.multicommands import cmd_apply as apply_clusters
 
         return apply_clusters(args, spec, _confirm, saved)
     as_json = args.output == "json"
@@ -192,7 +192,7 @@ def lock_creating_pools(args: argparse.Namespace, conn, spec, plan, locked, prog
     Creating a declared pool that is missing is safe whoever wins a race for the lock."""
     import time
 
-    from cephstack.apply import ApplyResult, create_pools
+    from cephstack.session.apply import ApplyResult, create_pools
 
     outcome: list[ApplyResult | Exception] = []
 

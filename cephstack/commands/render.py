@@ -25,9 +25,9 @@ def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
     from cephstack.render.openstack import notes
 
     fmt = args.format or (spec.render.format if spec.render else "plain")
-    if spec.clusters:  # several clusters: files per cluster name (cephstack/multirender.py)
-        from cephstack.multicommands import refuse_overrides
-        from cephstack.multirender import observed_facts, render_clusters
+    if spec.clusters:  # several clusters: files per cluster name (cephstack/render/multirender.py)
+        from cephstack.commands.multicommands import refuse_overrides
+        from cephstack.render.multirender import observed_facts, render_clusters
 
         refuse_overrides(args, spec)
         files = render_clusters(spec, observed_facts(args, spec), fmt)
@@ -80,8 +80,8 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
                   "give --as glance|cinder|nova")
         return EXIT_BAD_INPUT
     role: dict = {}
-    if spec.clusters:  # the settings of the host's role (cephstack/multimerge.py)
-        from cephstack.multimerge import merge_for_role
+    if spec.clusters:  # the settings of the host's role (cephstack/render/multimerge.py)
+        from cephstack.render.multimerge import merge_for_role
 
         chosen, outcome = merge_for_role(args, spec, path, service)
         role = {"role": chosen.role, "clusters": list(chosen.clusters)}

@@ -72,8 +72,8 @@ def observe_cluster(args: argparse.Namespace, spec, conn):
 def page_parts(spec, state, facts, status, access) -> dict[str, Any]:
     """One cluster's part of the page besides verify (htmlreport.cluster_body's arguments):
     its status, plan (keys masked), audit findings and access picture."""
-    from cephstack.audit import audit
-    from cephstack.report import plan_json
+    from cephstack.adopt.audit import audit
+    from cephstack.report.views import plan_json
 
     plan = plan_for(spec, state) if spec is not None else None
     findings = audit(state, spec, state.keyring_files, _volume_snapshots(facts, status))
@@ -82,7 +82,7 @@ def page_parts(spec, state, facts, status, access) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cephstack.access import access_svg, build_access
+    from cephstack.adopt.access import access_svg, build_access
     from cephstack.safefiles import write_atomic
 
     if not (args.html or args.svg):
@@ -90,7 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     spec = load_spec_of(args) if args.spec else None
     verify = _verify_report(args.verify) if args.verify else None
     if spec is not None and spec.clusters:  # every cluster at once, a section each
-        from cephstack.multireport import report_clusters
+        from cephstack.report.multi import report_clusters
 
         return report_clusters(args, spec, verify)
     written = []
@@ -103,7 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         state, facts, status = observe_cluster(args, spec, conn)
     access = build_access(spec, state, verify)
     if args.html:
-        from cephstack.htmlreport import html_report
+        from cephstack.report.html import html_report
 
         page = html_report(generated=generated(), fsid=state.fsid, spec_path=args.spec,
                            verify=verify, verify_source=args.verify,

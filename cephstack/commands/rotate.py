@@ -32,7 +32,7 @@ def _rendered(spec):
 
 def _plan(spec, conn, targets):
     from cephstack.ceph.auth import read_marker, rotate_method
-    from cephstack.rotate import plan_rotation
+    from cephstack.day2.rotate import plan_rotation
 
     state = observe_for(conn, spec)
     plan = plan_rotation(spec, state, targets, read_marker(conn), rotate_method(conn),
@@ -41,7 +41,7 @@ def _plan(spec, conn, targets):
 
 
 def _plan_json(plan) -> dict:
-    from cephstack.report import _action_json
+    from cephstack.report.views import _action_json
 
     return {"rotate": list(plan.rotate), "finish": list(plan.finish), "method": plan.method,
             "steps": plan.steps(), "files": [_action_json(a) for a in plan.files],
@@ -62,9 +62,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     import contextlib
 
     from cephstack import interrupt
-    from cephstack.multifence import several
-    from cephstack.report import dumps
-    from cephstack.rotate import carry_out, resolve_users
+    from cephstack.day2.multifence import several
+    from cephstack.day2.rotate import carry_out, resolve_users
+    from cephstack.report.views import dumps
 
     spec = load_spec_of(args)
     if several(args, spec):  # each cluster holding the users, at once
@@ -107,9 +107,10 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def _rotate_clusters(args: argparse.Namespace, spec) -> int:
-    from cephstack import multirotate, multirun
-    from cephstack.multicommands import error_text, refuse_overrides, report_failures
-    from cephstack.report import dumps
+    from cephstack.commands.multicommands import error_text, refuse_overrides, report_failures
+    from cephstack.day2 import multirotate as multirotate
+    from cephstack.report.views import dumps
+    from cephstack.session import multirun as multirun
 
     refuse_overrides(args, spec)
     as_json = args.output == "json"

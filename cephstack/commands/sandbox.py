@@ -17,7 +17,7 @@ def _cluster_in(directory: Path) -> str:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from cephstack.sandbox import Sandbox, SandboxArgumentError
+    from cephstack.sandbox.cluster import Sandbox, SandboxArgumentError
 
     if args.site and not args.rbd_mirror:
         raise SandboxArgumentError("--site names the rbd-mirror daemon's user: "

@@ -28,8 +28,8 @@ def read(args: argparse.Namespace, spec, conn, state=None, started: float | None
     """Observe (unless `state` is given), read and build the status: (ClusterState,
     StatusFacts, Status). Shared with `report`, which observes for its plan first."""
     from cephstack.ceph.observe import observe
-    from cephstack.ceph.status_read import read_status
-    from cephstack.status import build_status
+    from cephstack.day2.status import build_status
+    from cephstack.day2.status_read import read_status
 
     started = time.monotonic() if started is None else started
     state = observe(conn) if state is None else state
@@ -38,11 +38,11 @@ def read(args: argparse.Namespace, spec, conn, state=None, started: float | None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cephstack.statusviews import dumps, status_json, status_prometheus, status_text
+    from cephstack.report.statusviews import dumps, status_json, status_prometheus, status_text
 
     spec = load_spec_of(args) if args.spec else None
     if spec is not None and spec.clusters:  # every cluster at once, a section each
-        from cephstack.multistatus import show
+        from cephstack.day2.multistatus import show
 
         return show(args, spec, lambda text: _write_out(args.out, text))
     with connect(args, spec) as conn:
@@ -78,7 +78,7 @@ def _count(text: str) -> int:
 
 
 def add_max_images(p: argparse.ArgumentParser) -> None:
-    from cephstack.status import DEFAULT_MAX_IMAGES
+    from cephstack.day2.status import DEFAULT_MAX_IMAGES
 
     p.add_argument("--max-images", type=_count, default=DEFAULT_MAX_IMAGES, metavar="N",
                    help="open at most N images (read-only, 16 at a time) for locks, "

@@ -18,7 +18,7 @@ from cephstack.errors import EXIT_FAILED
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from cephstack.report import dumps, verify_json, verify_text
+    from cephstack.report.views import dumps, verify_json, verify_text
     from cephstack.verify.cleanup import cleanup_leftovers
     from cephstack.verify.progress import Progress
     from cephstack.verify.run import run_verify
@@ -54,8 +54,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_clusters(args: argparse.Namespace, spec) -> int:
-    from cephstack.multicommands import refuse_overrides
-    from cephstack.report import dumps
+    from cephstack.commands.multicommands import refuse_overrides
+    from cephstack.report.views import dumps
     from cephstack.verify import multi
     from cephstack.verify.progress import Progress
 

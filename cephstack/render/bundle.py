@@ -16,7 +16,7 @@ from cephstack.render.ini import Section, merged_sections
 from cephstack.render.kolla import kolla
 from cephstack.render.model import ClusterFacts, RenderedFile
 from cephstack.render.plain import plain, service_sections
-from cephstack.spec import Spec
+from cephstack.spec.load import Spec
 
 FORMATS = ("plain", "kolla")
 INDEX = "RENDERED.json"

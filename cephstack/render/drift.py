@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cephstack.errors import CephstackError
+from cephstack.plan.state import ClusterState
 from cephstack.render.bundle import INDEX, indexed_paths, render
 from cephstack.render.model import ClusterFacts, RenderedFile, mon_host_from_monmap
 from cephstack.safefiles import read_regular_file, write_atomic
-from cephstack.spec import Spec
-from cephstack.state import ClusterState
+from cephstack.spec.load import Spec
 
 
 @dataclass(frozen=True)

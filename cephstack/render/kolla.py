@@ -16,7 +16,7 @@ from cephstack.render import openstack
 from cephstack.render.cephconf import ceph_conf
 from cephstack.render.ini import Option, Section, ini_text
 from cephstack.render.model import CLUSTER, ClusterFacts, RenderedFile, key_file, keyring_name
-from cephstack.spec import Spec
+from cephstack.spec.load import Spec
 
 # kolla directory -> the services whose keyrings it holds (present when the first is)
 LAYOUT = (

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cephstack.keyfiles import Secret
-from cephstack.spec import FileAccess
+from cephstack.spec.load import FileAccess
 
 # Fixed namespace: a secret's UUID is derived from the cluster fsid and the user, so it is
 # the same on every run and every machine, and re-rendering never breaks running computes.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cephstack.render.ini import Option, Section
 from cephstack.render.model import CEPH_CONF, secret_uuid
-from cephstack.spec import Spec
+from cephstack.spec.load import Spec
 
 GLANCE_CHUNK_MIB = 8  # glance_store's rbd_store_chunk_size default
 CINDER_CHUNK_MIB = 4  # cinder's rbd_store_chunk_size default

@@ -29,7 +29,7 @@ from cephstack.render.model import (
     key_file,
     keyring_name,
 )
-from cephstack.spec import FileAccess, Spec
+from cephstack.spec.load import FileAccess, Spec
 
 # role -> service on that host -> the services whose keyrings it reads there
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {

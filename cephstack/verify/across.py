@@ -4,7 +4,7 @@
   pool is on another cluster than the volumes' (each side as its own user);
 - Nova's copy-on-write clone from its zone's Glance store, proving the parent is in Nova's
   own cluster (images_rbd_glance_store_name points at the local store);
-- with `mirroring:`, the failover drill (cephstack/mirrordrill.py) on each mirrored pool.
+- with `mirroring:`, the failover drill (cephstack/verify/drill.py) on each mirrored pool.
 
 Everything made here carries this run's marker and is removed at the end on each cluster
 (the drill's volume carries the drill's own, and the drill removes it on both sides).
@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
-from cephstack.clusters import pool_cluster
 from cephstack.errors import CephstackError
-from cephstack.mirrordrill import DrillSite, Outage, failover_drill
-from cephstack.spec import Spec
+from cephstack.spec.fleet import pool_cluster
+from cephstack.spec.load import Spec
 from cephstack.verify import cinder
+from cephstack.verify.drill import DrillSite, Outage, failover_drill
 from cephstack.verify.model import FAIL, PASS, RunNames, StepResult
 from cephstack.verify.progress import Progress
 from cephstack.verify.runner import ABORTS, Runner, expect

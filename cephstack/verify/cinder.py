@@ -18,7 +18,7 @@ from cephstack.ceph.adapter import CephConnection, Translated
 from cephstack.errors import CephstackError, PermissionDenied
 from cephstack.render.openstack import CINDER_CHUNK_MIB
 from cephstack.render.openstack import backends as rendered_backends
-from cephstack.spec import Spec
+from cephstack.spec.load import Spec
 from cephstack.verify.runner import Explain, Explanation, Runner, expect
 from cephstack.verify.workflows import (
     Context,

@@ -31,10 +31,10 @@ import sys
 import time
 
 from cephstack import interrupt
-from cephstack.ceph import fencing
 from cephstack.ceph.adapter import CephConnection
+from cephstack.day2 import fencing as fencing
+from cephstack.day2.fence import LockOutcome
 from cephstack.errors import CephstackError, OpTimedOut, PermissionDenied
-from cephstack.fence import LockOutcome
 from cephstack.verify.progress import Progress, Silent
 from cephstack.verify.runner import CheckFailed, Explanation, Runner, expect
 from cephstack.verify.workflows import Context, MiB

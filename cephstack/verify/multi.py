@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cephstack.ceph import runlock
-from cephstack.clusters import split
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
-from cephstack.spec import Spec
+from cephstack.spec.fleet import split
+from cephstack.spec.load import Spec
 from cephstack.verify import across
 from cephstack.verify.cleanup import cleanup
 from cephstack.verify.model import FAIL, StepResult, VerifyReport
@@ -218,7 +218,7 @@ def _each(calls: list[Callable[[], None]]) -> None:
 def run_multi_verify(args: argparse.Namespace, spec: Spec, progress: Progress,
                      outage: Any = None) -> MultiReport:
     """Every cluster's verify and the cross-cluster checks, at once. `outage`: the drill's
-    cephstack.mirrordrill.Outage (a sandbox's primary cut off: the forced failover path);
+    cephstack.verify.drill.Outage (a sandbox's primary cut off: the forced failover path);
     None, the orderly one. Ctrl-C: every part cleans up, then Interrupted goes on."""
     parts = split(spec)
     wanted = _wanted(spec, args.only)
@@ -250,7 +250,7 @@ def run_multi_verify(args: argparse.Namespace, spec: Spec, progress: Progress,
 
 
 def as_json(report: MultiReport) -> dict[str, Any]:
-    from cephstack.report import FORMAT_VERSION, verify_json
+    from cephstack.report.views import FORMAT_VERSION, verify_json
 
     def error_json(e: Exception) -> dict[str, Any]:
         return e.as_json() if isinstance(e, CephstackError) else {
@@ -274,7 +274,7 @@ def as_json(report: MultiReport) -> dict[str, Any]:
 
 
 def as_text(report: MultiReport) -> str:
-    from cephstack.report import verify_text
+    from cephstack.report.views import verify_text
 
     lines: list[str] = []
     for name, c in report.clusters.items():

@@ -18,7 +18,7 @@ from cephstack import interrupt
 from cephstack.ceph import runlock
 from cephstack.ceph.adapter import CephConnection
 from cephstack.errors import CephstackError, Interrupted
-from cephstack.spec import SERVICE_KINDS, Spec
+from cephstack.spec.load import SERVICE_KINDS, Spec
 from cephstack.verify import cinder, config, privilege, workflows
 from cephstack.verify.cleanup import cleanup
 from cephstack.verify.evacuate import Takeover, finish

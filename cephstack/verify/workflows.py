@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cephstack.ceph.adapter import CephConnection, ClusterAccess, Translated
 from cephstack.errors import CephstackError
 from cephstack.render.openstack import CINDER_CHUNK_MIB, GLANCE_CHUNK_MIB
-from cephstack.spec import Spec
+from cephstack.spec.load import Spec
 from cephstack.verify.model import RunNames
 from cephstack.verify.runner import Explanation, Runner, expect
 

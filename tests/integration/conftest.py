@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
-from cephstack.defaults import DEFAULT_SPEC
-from cephstack.sandbox import Sandbox
+from cephstack.sandbox.cluster import Sandbox
+from cephstack.spec.defaults import DEFAULT_SPEC
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,10 +51,10 @@ class Cluster:
         return path
 
     def outage(self):
-        """A mirroring primary going away and coming back (cephstack.mirrordrill.Outage):
+        """A mirroring primary going away and coming back (cephstack.verify.drill.Outage):
         its monitor, manager and rbd-mirror stopped; its memstore OSD kept, as a restart
         would lose its data."""
-        from cephstack.mirrordrill import Outage
+        from cephstack.verify.drill import Outage
 
         stopped = ["mon.a", "mgr.x", f"client.rbd-mirror.{self.box.cluster}"]
 

@@ -11,12 +11,12 @@ import time
 import pytest
 import rados
 
-from cephstack.caps import Caps
-from cephstack.catalog import desired_clients
 from cephstack.ceph.observe import observe
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import keyring_key
-from cephstack.spec import load_spec
+from cephstack.spec.caps import Caps
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -255,7 +255,7 @@ def test_insufficient_privileges_name_the_refused_command(cluster, applied):
 
 
 def test_unreachable_cluster_exits_3_within_the_timeout(cluster, tmp_path):
-    from cephstack.sandbox import free_port
+    from cephstack.sandbox.cluster import free_port
 
     conf = tmp_path / "ceph.conf"
     conf.write_text(f"[global]\nmon host = v2:127.0.0.1:{free_port()}\n")

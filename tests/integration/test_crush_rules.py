@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cephstack.sandbox import Sandbox
+from cephstack.sandbox.cluster import Sandbox
 from tests.integration.conftest import Cluster
 
 pytestmark = pytest.mark.slow

@@ -83,7 +83,7 @@ def _lockers(cluster, image: str) -> list:
 
 
 def _blocklist(cluster) -> dict[str, str]:
-    from cephstack.fence import blocklist_entries
+    from cephstack.day2.fence import blocklist_entries
 
     with cluster.admin() as conn:
         return blocklist_entries(conn.mon("osd blocklist ls"))[0]

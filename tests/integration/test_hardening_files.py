@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import keyring_key
-from cephstack.sandbox import Sandbox
+from cephstack.sandbox.cluster import Sandbox
+from cephstack.spec.defaults import DEFAULT_SPEC
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import pytest
 from cephstack.ceph import mirror
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
 from cephstack.errors import CephCommandError, OpTimedOut
-from cephstack.mirrordrill import DrillSite, failover_drill
+from cephstack.verify.drill import DrillSite, failover_drill
 from tests.integration.conftest import Cluster
 
 POOL = "volumes"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.caps import Caps
-from cephstack.catalog import desired_clients
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
-from cephstack.clusters import split
 from cephstack.keyfiles import keyring_key
-from cephstack.sandbox import Sandbox
-from cephstack.spec import load_spec
+from cephstack.sandbox.cluster import Sandbox
+from cephstack.spec.caps import Caps
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.fleet import split
+from cephstack.spec.load import load_spec
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.clusters import split
-from cephstack.spec import load_spec
+from cephstack.spec.fleet import split
+from cephstack.spec.load import load_spec
 from cephstack.verify import across
 from cephstack.verify.progress import Progress
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.defaults import DEFAULT_SPEC
-from cephstack.fence import blocklist_entries
+from cephstack.day2.fence import blocklist_entries
+from cephstack.spec.defaults import DEFAULT_SPEC
 from tests.integration.test_fence import _line, _stop
 from tests.integration.test_multicluster import admin, cli, two  # noqa: F401 - the fixture
 

@@ -19,7 +19,7 @@ import pytest
 
 from cephstack.ceph.adapter import CephConnection, ClusterAccess
 from cephstack.ceph.auth import AUTH_IMPORT, key_stamp, read_marker, rotate_keys, write_marker
-from cephstack.cephx import new_key
+from cephstack.ceph.cephx import new_key
 from cephstack.keyfiles import Secret, keyring_key
 from tests.integration.test_multicluster import admin, cli, two  # noqa: F401 - the fixture
 

@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from cephstack.ceph.adapter import CephConnection
-from cephstack.defaults import DEFAULT_SPEC
+from cephstack.spec.defaults import DEFAULT_SPEC
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cephstack.ceph.auth import AUTH_IMPORT, key_stamp, read_marker, rotate_keys, write_marker
-from cephstack.cephx import new_key
+from cephstack.ceph.cephx import new_key
 from cephstack.errors import AuthFailed
 from cephstack.keyfiles import Secret
 from tests.integration import test_host_install as host_tests

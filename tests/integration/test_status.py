@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.defaults import DEFAULT_SPEC
-from cephstack.statusviews import COLUMNS, human_bytes
+from cephstack.report.statusviews import COLUMNS, human_bytes
+from cephstack.spec.defaults import DEFAULT_SPEC
 
 ROOT = Path(__file__).parents[2]
 MiB = 1 << 20

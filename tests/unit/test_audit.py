@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from cephstack.adopt import import_spec
-from cephstack.audit import ERROR, audit, exit_code, recognise
-from cephstack.defaults import DEFAULT_SPEC
+from cephstack.adopt.audit import ERROR, audit, exit_code, recognise
+from cephstack.adopt.describe import import_spec
 from cephstack.keyfiles import FileState, Secret
-from cephstack.plan import make_plan
-from cephstack.spec import ClusterSettings, parse_spec
-from cephstack.state import ClientState, ClusterState
+from cephstack.plan.make import make_plan
+from cephstack.plan.state import ClientState, ClusterState
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import ClusterSettings, parse_spec
 from tests.unit.test_plan import converged, pool
 
 SEED = {"glance": {"mon": "allow r", "osd": "allow rwx pool=images"},

@@ -3,7 +3,7 @@ import shlex
 
 import pytest
 
-from cephstack.caps import _NOT_PLAIN, Caps, CapsSyntaxError, parse_cap, parse_grant
+from cephstack.spec.caps import _NOT_PLAIN, Caps, CapsSyntaxError, parse_cap, parse_grant
 
 
 @pytest.mark.parametrize("a, b", [

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cephstack.cephx import key_problem, keyring_blob, new_key
+from cephstack.ceph.cephx import key_problem, keyring_blob, new_key
 from cephstack.keyfiles import Secret
 
 

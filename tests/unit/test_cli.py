@@ -37,7 +37,7 @@ def test_init_writes_the_default_spec(tmp_path, capsys):
     assert '\nrender: {directory: "r", format: plain}\n' in out.read_text()
     odd = tmp_path / "odd.yaml"  # a path YAML would otherwise misread stays a path
     assert main(["init", "--out", str(odd), "--keyring-dir", "k: #x"]) == 0
-    from cephstack.spec import load_spec
+    from cephstack.spec.load import load_spec
     assert load_spec(odd).keyrings.directory == str(tmp_path / "k: #x")
     assert main(["init", "--out", str(out)]) == 1  # never overwrites without --force
     assert "exists" in capsys.readouterr().err
@@ -71,7 +71,8 @@ def test_apply_without_a_terminal_needs_yes(tmp_path, monkeypatch):
 
 
 def test_pure_modules_do_not_load_librados():
-    code = ("import sys, cephstack.plan, cephstack.audit, cephstack.adopt, cephstack.report, "
+    code = ("import sys, cephstack.plan.make, cephstack.adopt.audit, cephstack.adopt.describe, "
+            "cephstack.report.views, "
             "cephstack.render.bundle, cephstack.cli; "
             "sys.exit('rados' in sys.modules or 'rbd' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -89,7 +90,7 @@ def test_each_command_line_builds_only_what_it_needs():
                            "parse_args(['apply', '-f', 'x']); print(' '.join(sys.modules))"],
                           capture_output=True, text=True, cwd=ROOT, check=True)
     loaded = set(proc.stdout.split())
-    assert not loaded & {"cephstack.status", "cephstack.audit", "cephstack.verify",
+    assert not loaded & {"cephstack.day2.status", "cephstack.adopt.audit", "cephstack.verify",
                          "cephstack.render", "yaml", "rados"}
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.catalog import desired_clients
-from cephstack.clusters import availability_zone, split
 from cephstack.errors import SpecError
-from cephstack.multirun import MirrorStep, prefixed
-from cephstack.plan import CreatePool, Plan
-from cephstack.spec import PoolSpec, parse_spec
+from cephstack.plan.make import CreatePool, Plan
+from cephstack.session.multirun import MirrorStep, prefixed
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.fleet import availability_zone, split
+from cephstack.spec.load import PoolSpec, parse_spec
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "two-site.yaml"
 # examples/two-site.yaml, the README's example (the tests carry the text itself;

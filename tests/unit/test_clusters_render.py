@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from cephstack.catalog import desired_clients
-from cephstack.clusters import split
 from cephstack.keyfiles import Secret
-from cephstack.multirender import render_clusters
 from cephstack.render.model import ClusterFacts, secret_uuid
-from cephstack.spec import parse_spec
+from cephstack.render.multirender import render_clusters
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.fleet import split
+from cephstack.spec.load import parse_spec
 from tests.data import openstack_options as known
 from tests.unit.test_clusters import TWO_SITE
 

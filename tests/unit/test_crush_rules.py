@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from cephstack.apply import apply_plan
 from cephstack.ceph import observe as obs
-from cephstack.crush import rule_reach, tree_nodes
 from cephstack.errors import SpecError
-from cephstack.plan import CreateCrushRule, CreatePool, UpdatePool, make_plan
-from cephstack.report import plan_json, plan_text
-from cephstack.spec import CrushRuleSpec, parse_spec
-from cephstack.state import ClusterState, PoolState
+from cephstack.plan.crush import rule_reach, tree_nodes
+from cephstack.plan.make import CreateCrushRule, CreatePool, UpdatePool, make_plan
+from cephstack.plan.state import ClusterState, PoolState
+from cephstack.report.views import plan_json, plan_text
+from cephstack.session.apply import apply_plan
+from cephstack.spec.load import CrushRuleSpec, parse_spec
 
 
 def _osd(oid, device_class, up=True, reweight=1):

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from cephstack.cli import main
-from cephstack.defaults import DEFAULT_SPEC as SPEC_TEXT
-from cephstack.fence import (
+from cephstack.day2.fence import (
     ALREADY_FREE,
     HOST,
     INSTANCE,
@@ -26,7 +25,8 @@ from cephstack.fence import (
     plan_fence,
     plan_unfence,
 )
-from cephstack.fenceviews import (
+from cephstack.day2.status import STALE, ImageFacts, Locker, PoolFacts, StatusFacts, build_status
+from cephstack.report.fenceviews import (
     fence_json,
     fence_text,
     locks_json,
@@ -34,7 +34,7 @@ from cephstack.fenceviews import (
     unfence_json,
     unfence_text,
 )
-from cephstack.status import STALE, ImageFacts, Locker, PoolFacts, StatusFacts, build_status
+from cephstack.spec.defaults import DEFAULT_SPEC as SPEC_TEXT
 from tests.unit.test_status import SPEC, _state
 
 UUID = "1c11e020-c045-4f77-ab99-6cc28351ae1a"
@@ -322,7 +322,7 @@ def test_bad_arguments_exit_2_before_any_connection(argv, capsys):
 
 
 def test_verify_reports_which_takeover_path_it_took():
-    from cephstack.report import verify_json, verify_text
+    from cephstack.report.views import verify_json, verify_text
     from cephstack.verify.model import VerifyReport
 
     report = VerifyReport("abcd1234", takeover_seconds=0.9, takeover_path="fence")
@@ -335,7 +335,7 @@ def test_verify_reports_which_takeover_path_it_took():
 
 def test_evacuate_failure_explains_blocklist_or_lock_break():
     from cephstack.errors import PermissionDenied
-    from cephstack.spec import parse_spec
+    from cephstack.spec.load import parse_spec
     from cephstack.verify.evacuate import explain
     from cephstack.verify.model import RunNames
     from cephstack.verify.workflows import Context, Identity

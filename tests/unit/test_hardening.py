@@ -50,7 +50,7 @@ def test_errors_have_kinds_and_codes():
 
 
 def test_an_apply_that_timed_out_exits_as_a_timeout():
-    from cephstack.apply import ApplyFailed
+    from cephstack.session.apply import ApplyFailed
 
     slow = OpTimedOut("write_full on pool dead", errno.ETIMEDOUT, "", "the OSDs of pool 'dead'",
                       3, hint="its placement groups may have no up OSD")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.audit import audit
+from cephstack.adopt.audit import audit
 from cephstack.errors import CephstackError
 from cephstack.keyfiles import (
     FileState,
@@ -24,8 +24,8 @@ from cephstack.keyfiles import (
     set_file_access,
     write_atomic,
 )
-from cephstack.plan import WriteKeyring, make_plan
-from cephstack.state import ClusterState
+from cephstack.plan.make import WriteKeyring, make_plan
+from cephstack.plan.state import ClusterState
 from tests.unit.test_plan import SPEC, converged
 
 K1, K2 = "AQD" + "1" * 37, "AQD" + "2" * 37
@@ -327,8 +327,8 @@ def test_a_writable_keyring_directory_is_a_refusal_and_a_finding():
 
 
 def test_unknown_owner_and_group_are_refused_by_the_plan():
-    from cephstack.defaults import DEFAULT_SPEC
-    from cephstack.spec import parse_spec
+    from cephstack.spec.defaults import DEFAULT_SPEC
+    from cephstack.spec.load import parse_spec
 
     spec = parse_spec(DEFAULT_SPEC.replace("/var/openstack/ceph", "/k").replace(
         "  # owner: root\n  # group: root", "  owner: nosuchuser\n  group: root"))

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from oslo_config import cfg
 
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.errors import CephstackError
 from cephstack.host.merge import merge_file
 from cephstack.render.bundle import file_sections
 from cephstack.render.model import secret_uuid
-from cephstack.spec import parse_spec
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 
 FSID = "7e3ac8e4-0d1c-4b5e-9f2a-3c4d5e6f7a8b"
 DEFAULT = parse_spec(DEFAULT_SPEC)
@@ -195,7 +195,7 @@ def test_dry_run_and_links_change_nothing(tmp_path):
 
 
 def test_import_pins_what_existing_files_use_and_the_merge_then_adopts_them(tmp_path):
-    from cephstack.adopt import _flow
+    from cephstack.adopt.describe import _flow
     from cephstack.render.existing import adopted_pins
 
     nova = "[libvirt]\nrbd_user = nova\nrbd_secret_uuid = 11111111-2222-3333-4444-555555555555\n"

@@ -12,7 +12,7 @@ import pytest
 
 from cephstack.ceph import mirror
 from cephstack.errors import EXIT_BAD_INPUT, SpecError
-from cephstack.sandbox import Sandbox, SandboxArgumentError, SandboxStatus
+from cephstack.sandbox.cluster import Sandbox, SandboxArgumentError, SandboxStatus
 
 
 @pytest.mark.parametrize(("given", "normal"), [

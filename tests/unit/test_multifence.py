@@ -8,17 +8,17 @@ import json
 import pytest
 
 from cephstack.cli import main
+from cephstack.commands.multicommands import SeveralClustersUsage
+from cephstack.day2.fence import FenceResult, LockOutcome, parse_target, plan_fence, plan_unfence
+from cephstack.day2.multifence import chosen, several
 from cephstack.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     ClusterUnreachable,
 )
-from cephstack.fence import FenceResult, LockOutcome, parse_target, plan_fence, plan_unfence
-from cephstack.fenceviews import fence_json, fence_text
-from cephstack.multicommands import SeveralClustersUsage
-from cephstack.multifence import chosen, several
-from cephstack.multifenceviews import (
+from cephstack.report.fenceviews import fence_json, fence_text
+from cephstack.report.multifenceviews import (
     ClusterPart,
     clusters_json,
     clusters_text,
@@ -26,7 +26,7 @@ from cephstack.multifenceviews import (
     fence_summary,
     unfence_summary,
 )
-from cephstack.spec import parse_spec
+from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_fence import DEAD, UUID, _status
 

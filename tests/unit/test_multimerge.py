@@ -13,13 +13,19 @@ import pytest
 from oslo_config import cfg
 
 from cephstack.cli import main
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, CephstackError
 from cephstack.host.merge import BACKUP_SUFFIX, merge_file
-from cephstack.multimerge import SERVICE_TARGETS, RoleMerge, choose, merge_for_role, role_sections
-from cephstack.multirender import render_clusters
 from cephstack.render.ini import sections_to_data
 from cephstack.render.model import secret_uuid
+from cephstack.render.multimerge import (
+    SERVICE_TARGETS,
+    RoleMerge,
+    choose,
+    merge_for_role,
+    role_sections,
+)
+from cephstack.render.multirender import render_clusters
+from cephstack.spec.defaults import DEFAULT_SPEC
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_clusters_render import CINDER_BACKEND, FSIDS, SPEC, facts, read_oslo, strs
 
@@ -119,7 +125,7 @@ def _args(role: str | None, dry_run: bool = False) -> argparse.Namespace:
 
 
 def test_clusters_not_reached_are_all_named_and_the_file_is_untouched(tmp_path):
-    from cephstack.spec import parse_spec
+    from cephstack.spec.load import parse_spec
 
     spec = parse_spec(TWO_SITE.replace("/etc/ceph/", f"{tmp_path}/absent/"), "two-site.yaml")
     path = tmp_path / "cinder.conf"

@@ -6,16 +6,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cephstack.catalog import desired_clients
-from cephstack.clusters import split
 from cephstack.keyfiles import Secret
-from cephstack.multiprune import SharedCluster, refuse_shared, shared, shared_error
-from cephstack.multirun import prefixed
-from cephstack.plan import make_plan
-from cephstack.prune import candidates
-from cephstack.report import plan_text
-from cephstack.spec import parse_spec
-from cephstack.state import (
+from cephstack.plan.make import make_plan
+from cephstack.plan.multiprune import SharedCluster, refuse_shared, shared, shared_error
+from cephstack.plan.prune import candidates
+from cephstack.plan.state import (
     ClientState,
     ClusterState,
     Created,
@@ -24,6 +19,11 @@ from cephstack.state import (
     PruneFacts,
     RecordedKeyring,
 )
+from cephstack.report.views import plan_text
+from cephstack.session.multirun import prefixed
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.fleet import split
+from cephstack.spec.load import parse_spec
 
 TWO = """\
 clusters:

@@ -11,13 +11,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from cephstack.access import build_access
-from cephstack.audit import Finding
+from cephstack.adopt.access import build_access
+from cephstack.adopt.audit import Finding
 from cephstack.cli import main
-from cephstack.clusters import split
 from cephstack.commands.report import BadInput
+from cephstack.day2.status import build_status
 from cephstack.errors import ClusterUnreachable
-from cephstack.multireport import (
+from cephstack.report.multi import (
     ClusterPage,
     check_verify,
     clusters_html,
@@ -26,10 +26,10 @@ from cephstack.multireport import (
     spec_pictures,
     split_verify,
 )
-from cephstack.multirun import ClusterRun, MultiRun
-from cephstack.report import plan_json
-from cephstack.spec import parse_spec
-from cephstack.status import build_status
+from cephstack.report.views import plan_json
+from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.spec.fleet import split
+from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_status import SPEC, MiB, _facts, _state
 
@@ -100,7 +100,7 @@ def test_a_verify_report_of_one_cluster_or_of_other_clusters_is_refused():
 
 def _page_parts(verify: dict | None) -> dict:
     state = _state(quota=64 * MiB)
-    from cephstack.plan import make_plan
+    from cephstack.plan.make import make_plan
 
     return {"status": build_status(state, _facts(), SPEC),
             "plan": plan_json(make_plan(SPEC, state)),

@@ -8,13 +8,13 @@ import pytest
 
 from cephstack.ceph.auth import AUTH_IMPORT
 from cephstack.cli import main
-from cephstack.clusters import split
-from cephstack.multicommands import SeveralClustersUsage
-from cephstack.multifence import chosen as chosen_parts
-from cephstack.multirotate import Rotation, document, plan_text, resolve_targets
-from cephstack.multirun import ClusterRun, MultiRun
-from cephstack.rotate import BadUsers, plan_rotation
-from cephstack.spec import parse_spec
+from cephstack.commands.multicommands import SeveralClustersUsage
+from cephstack.day2.multifence import chosen as chosen_parts
+from cephstack.day2.multirotate import Rotation, document, plan_text, resolve_targets
+from cephstack.day2.rotate import BadUsers, plan_rotation
+from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.spec.fleet import split
+from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_plan import converged
 
@@ -78,7 +78,7 @@ def test_the_command_refuses_bad_input_before_any_cluster(argv, capsys, tmp_path
 
 
 def test_cluster_choice_needs_a_spec_of_several_clusters(capsys, tmp_path):
-    from cephstack.defaults import DEFAULT_SPEC
+    from cephstack.spec.defaults import DEFAULT_SPEC
 
     path = tmp_path / "one.yaml"
     path.write_text(DEFAULT_SPEC)

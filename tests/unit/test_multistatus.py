@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-from cephstack.clusters import split
+from cephstack.day2.multistatus import clusters_json, clusters_text
+from cephstack.day2.status import build_status
 from cephstack.errors import ClusterUnreachable
-from cephstack.multirun import ClusterRun, MultiRun
-from cephstack.multistatus import clusters_json, clusters_text
-from cephstack.spec import parse_spec
-from cephstack.status import build_status
-from cephstack.statusviews import clusters_prometheus, dumps, status_json, status_prometheus
+from cephstack.report.statusviews import clusters_prometheus, dumps, status_json, status_prometheus
+from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.spec.fleet import split
+from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_status import SPEC, MiB, _facts, _state
 

@@ -4,10 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from cephstack.catalog import desired_clients
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import FileState, Secret
-from cephstack.plan import (
+from cephstack.plan.make import (
     CreateClient,
     CreatePool,
     FixKeyringAccess,
@@ -16,8 +14,10 @@ from cephstack.plan import (
     UpdatePool,
     make_plan,
 )
-from cephstack.spec import parse_spec
-from cephstack.state import ClientState, ClusterState, PoolState
+from cephstack.plan.state import ClientState, ClusterState, PoolState
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 
 SPEC = parse_spec(DEFAULT_SPEC.replace("/var/openstack/ceph", "/k"))
 

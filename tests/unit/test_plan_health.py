@@ -9,14 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from cephstack.audit import audit
+from cephstack.adopt.audit import audit
 from cephstack.ceph import observe as obs
 from cephstack.errors import CephCommandError
 from cephstack.keyfiles import Secret
-from cephstack.plan import CreatePool, InitPool, UpdatePool, make_plan
-from cephstack.report import dumps, health_line, plan_json, plan_text
-from cephstack.spec import parse_spec
-from cephstack.state import (
+from cephstack.plan.make import CreatePool, InitPool, UpdatePool, make_plan
+from cephstack.plan.state import (
     POOL_INIT_MISSING,
     POOL_INIT_STARTED,
     POOL_INIT_UNKNOWN,
@@ -28,6 +26,8 @@ from cephstack.state import (
     PoolState,
     counted_osds,
 )
+from cephstack.report.views import dumps, health_line, plan_json, plan_text
+from cephstack.spec.load import parse_spec
 
 
 def rule(name="replicated_rule", usable=1, domains=1, osds=None, replicated=True,

@@ -2,14 +2,10 @@
 
 from dataclasses import replace
 
-from cephstack.catalog import desired_clients
 from cephstack.ceph.records import parse_created
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import FileState, Secret
-from cephstack.plan import make_plan
-from cephstack.report import plan_json, plan_text
-from cephstack.spec import parse_spec
-from cephstack.state import (
+from cephstack.plan.make import make_plan
+from cephstack.plan.state import (
     ClientState,
     ClusterState,
     Created,
@@ -18,6 +14,10 @@ from cephstack.state import (
     PruneFacts,
     RecordedKeyring,
 )
+from cephstack.report.views import plan_json, plan_text
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 
 SPEC = parse_spec(DEFAULT_SPEC.replace("/var/openstack/ceph", "/k"))
 EMPTY = PoolContents(0, 0, 0)

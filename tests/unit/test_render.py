@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.catalog import desired_clients
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import Secret
 from cephstack.render.bundle import file_sections, render
 from cephstack.render.merge import merge_ini
 from cephstack.render.model import ClusterFacts, mon_host_from_monmap, secret_uuid
-from cephstack.spec import parse_spec
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 from tests.data import openstack_options as known
 
 GOLDEN = Path(__file__).parents[1] / "golden"

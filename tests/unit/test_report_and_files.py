@@ -4,12 +4,12 @@ import stat
 
 import pytest
 
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.keyfiles import Secret, keyring_key, keyring_text, write_atomic
-from cephstack.plan import make_plan
-from cephstack.report import dumps, plan_json, plan_text, summary_line
-from cephstack.spec import parse_spec
-from cephstack.state import ClusterState
+from cephstack.plan.make import make_plan
+from cephstack.plan.state import ClusterState
+from cephstack.report.views import dumps, plan_json, plan_text, summary_line
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 
 SPEC = parse_spec(DEFAULT_SPEC)
 

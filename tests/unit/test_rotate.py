@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import pytest
 
-from cephstack.catalog import desired_clients
 from cephstack.ceph.auth import (
     AUTH_IMPORT,
     AUTH_ROTATE,
@@ -12,12 +11,13 @@ from cephstack.ceph.auth import (
     has_command,
     key_stamp,
 )
-from cephstack.cephx import new_key
-from cephstack.defaults import DEFAULT_SPEC
+from cephstack.ceph.cephx import new_key
+from cephstack.day2.rotate import BadUsers, plan_rotation, resolve_users
 from cephstack.keyfiles import FileState, Secret
-from cephstack.rotate import BadUsers, plan_rotation, resolve_users
-from cephstack.spec import parse_spec
-from cephstack.state import ClientState, ClusterState
+from cephstack.plan.state import ClientState, ClusterState
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 
 SPEC = parse_spec(DEFAULT_SPEC.replace("/var/openstack/ceph", "/k"))
 ALL = ("client.cinder-backup", "client.cinder-volume", "client.glance", "client.nova")

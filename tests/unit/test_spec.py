@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from cephstack.catalog import desired_clients
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.errors import SpecError
-from cephstack.spec import load_spec, parse_size, parse_spec
+from cephstack.spec.catalog import desired_clients
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import load_spec, parse_size, parse_spec
 
 
 def problems(text: str) -> list[str]:

@@ -8,9 +8,9 @@ import contextlib
 
 import yaml
 
-from cephstack import specread
-from cephstack.defaults import DEFAULT_SPEC
-from cephstack.spec import parse_spec
+from cephstack.spec import read as specread
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 from tests.unit.test_spec_hostile import BYTE_CASES, TARGETED, TEXT_CASES
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cephstack.defaults import DEFAULT_SPEC
 from cephstack.errors import SpecError
-from cephstack.spec import Spec, load_spec, parse_spec
-from cephstack.specread import NAME
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import Spec, load_spec, parse_spec
+from cephstack.spec.read import NAME
 
 POOLS = "pools: {images: {}, vm: {}}\n"
 
@@ -214,8 +214,8 @@ def test_connecting_user_given_by_the_cli_is_reserved():
 
 @pytest.mark.parametrize("fix", [False, True])
 def test_import_leaves_out_the_connecting_user(fix):
-    from cephstack.adopt import import_spec
-    from cephstack.spec import ClusterSettings
+    from cephstack.adopt.describe import import_spec
+    from cephstack.spec.load import ClusterSettings
     from tests.unit.test_audit import seed_state
 
     state = seed_state(ops={"mon": "profile rbd", "osd": "profile rbd pool=images"})

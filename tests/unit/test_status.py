@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cephstack.access import access_json, access_svg, build_access
-from cephstack.audit import Finding
+from cephstack.adopt.access import access_json, access_svg, build_access
+from cephstack.adopt.audit import Finding
 from cephstack.cli import main
-from cephstack.defaults import DEFAULT_SPEC
-from cephstack.htmlreport import html_report
-from cephstack.keyfiles import Secret
-from cephstack.spec import parse_spec
-from cephstack.state import ClientState, ClusterState, Health
-from cephstack.status import (
+from cephstack.day2.status import (
     HELD,
     LIVE,
     STALE,
@@ -32,13 +27,18 @@ from cephstack.status import (
     lock_state,
     parse_blocklist,
 )
-from cephstack.statusviews import (
+from cephstack.keyfiles import Secret
+from cephstack.plan.state import ClientState, ClusterState, Health
+from cephstack.report.html import html_report
+from cephstack.report.statusviews import (
     COLUMNS,
     emitted_metrics,
     status_json,
     status_prometheus,
     status_text,
 )
+from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import parse_spec
 from tests.unit.test_plan import converged, pool
 
 ROOT = Path(__file__).parents[2]
@@ -376,8 +376,8 @@ def test_access_svg_is_deterministic_wellformed_xml():
 
 
 def _page(**overrides) -> str:
-    from cephstack.plan import make_plan
-    from cephstack.report import plan_json
+    from cephstack.plan.make import make_plan
+    from cephstack.report.views import plan_json
 
     state = _state(quota=64 * MiB)
     status = build_status(state, _facts(), SPEC)
@@ -455,7 +455,8 @@ def test_views_do_not_load_librados():
     import subprocess
     import sys
 
-    code = ("import sys, cephstack.status, cephstack.statusviews, cephstack.access, "
-            "cephstack.htmlreport, cephstack.commands.status, cephstack.commands.report; "
+    code = ("import sys, cephstack.day2.status, cephstack.report.statusviews, "
+            "cephstack.adopt.access, "
+            "cephstack.report.html, cephstack.commands.status, cephstack.commands.report; "
             "sys.exit('rados' in sys.modules or 'rbd' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

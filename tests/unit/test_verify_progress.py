@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from cephstack.errors import CephCommandError, OpTimedOut, PermissionDenied
-from cephstack.spec import parse_spec
+from cephstack.spec.load import parse_spec
 from cephstack.verify.model import FAIL, PASS, SKIP, StepResult, VerifyReport
 from cephstack.verify.progress import ERASE, Progress, step_line
 from cephstack.verify.runner import Explanation, Runner

@@ -1,0 +1,1 @@
+"""Reading a hand-made cluster: audit findings, the access picture, import."""

@@ -1,0 +1,1 @@
+"""Day 2: status, fencing, key rotation, the failover drill."""

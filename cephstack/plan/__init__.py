@@ -1,0 +1,1 @@
+"""The pure planner: typed actions from the spec and the observed facts."""

@@ -1,0 +1,1 @@
+"""Views: plans and results as text and JSON, the HTML report."""

@@ -1,0 +1,1 @@
+"""A real throwaway cluster on loopback, for the demo and the tests."""

@@ -1,0 +1,1 @@
+"""Between the commands and the core: running a plan against clusters."""
