@@ -143,24 +143,27 @@ def add_lock_wait(p: argparse.ArgumentParser) -> None:
                    "this long for it instead of failing at once (default 0)")
 
 
+def settings_of(args: argparse.Namespace):
+    """The typed run settings (cephstack.session.connect.Settings) a command line asks for."""
+    from cephstack.session.connect import Settings
+
+    return Settings(conf=getattr(args, "conf", None), keyring=getattr(args, "keyring", None),
+                    client=getattr(args, "client", None),
+                    connect_timeout=getattr(args, "connect_timeout", None),
+                    op_timeout=getattr(args, "op_timeout", None),
+                    lock_wait=getattr(args, "lock_wait", 0.0) or 0.0,
+                    prune=bool(getattr(args, "prune", False)))
+
+
 def hold_lock(args: argparse.Namespace, conn, command: str, shared: bool = False,
               run: str | None = None, alongside=None):
-    """The cluster's run lock (cephstack.ceph.runlock) for the rest of the command: apply
-    holds it alone, verifies share it. On SIGINT/SIGTERM it is released on the way out."""
-    from cephstack import interrupt
-    from cephstack.ceph.runlock import EXCLUSIVE, SHARED, hold
+    from cephstack.session.connect import hold_lock as hold
 
-    if command == "apply":
-        interrupt.configure(hint="what was done stays; run apply again: it continues from "
-                                 "where it stopped")
-    return hold(conn, command, SHARED if shared else EXCLUSIVE,
-                getattr(args, "lock_wait", 0.0) or 0.0, run=run, alongside=alongside)
+    return hold(settings_of(args), conn, command, shared, run=run, alongside=alongside)
 
 
 def op_timeout(args: argparse.Namespace) -> float:
-    from cephstack.ceph.adapter import DEFAULT_OP_TIMEOUT
-
-    return getattr(args, "op_timeout", None) or DEFAULT_OP_TIMEOUT
+    return settings_of(args).operation_timeout
 
 
 def would_overwrite(out: Path, force: bool) -> bool:
@@ -177,9 +180,6 @@ def load_spec_of(args: argparse.Namespace):
 
 
 def connect(args: argparse.Namespace, spec):
-    from cephstack.ceph.adapter import CephConnection, ClusterAccess
-    from cephstack.spec.load import ClusterSettings
-
     if spec is not None and spec.clusters:  # commands that take several go through clusters.py
         from cephstack.commands.multicommands import SeveralClustersUsage
 
@@ -187,34 +187,21 @@ def connect(args: argparse.Namespace, spec):
             f"{spec.path} declares several clusters ({', '.join(spec.clusters)}); this "
             "command works on one cluster", hint="plan, apply, audit and render take several "
             "clusters; for this one, write a one-cluster spec (cluster:)")
-    c = spec.cluster if spec is not None else ClusterSettings()
-    client = args.client or c.client
-    if not client.startswith("client."):
-        client = f"client.{client}"
-    return CephConnection(ClusterAccess(
-        conf=args.conf or c.conf, keyring=args.keyring or c.keyring, client=client,
-        connect_timeout=args.connect_timeout or c.connect_timeout,
-        op_timeout=op_timeout(args)))
+    from cephstack.session.connect import connect as open_connection
+
+    return open_connection(settings_of(args), spec)
 
 
 def observe_for(conn, spec):
-    from cephstack.ceph.observe import observe
-    from cephstack.spec.catalog import desired_clients
+    from cephstack.session.connect import observe_for as observe
 
-    paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-    return observe(conn, paths, monmap=spec.render is not None,
-                   keyring_owner=(spec.keyrings.owner, spec.keyrings.group),
-                   validate=[name for name, pool in spec.pools.items() if pool.init])
+    return observe(conn, spec)
 
 
 def plan_for(spec, state):
-    from cephstack.plan.make import make_plan
+    from cephstack.session.connect import plan_for as plan
 
-    if spec.render is None:
-        return make_plan(spec, state)
-    from cephstack.render.drift import rendered_on_disk
-
-    return make_plan(spec, state, rendered_on_disk(spec, state))
+    return plan(spec, state)
 
 
 def confirm(args: argparse.Namespace, question: str, refused: str) -> bool:

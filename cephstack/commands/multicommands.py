@@ -8,10 +8,10 @@ import argparse
 import threading
 from typing import Any
 
-from cephstack.commands.common import print_err, print_out
+from cephstack.commands.common import print_err, print_out, settings_of
 from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, CephstackError
-from cephstack.session import multirun as multirun
-from cephstack.session.multirun import MultiRun
+from cephstack.session import fleet
+from cephstack.session.fleet import Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
@@ -42,7 +42,7 @@ def error_text(e: Exception) -> str:
     return str(e).replace("\n", "\n  ")
 
 
-def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
+def document(spec: Spec, multi: Fleet, /, **extra: Any) -> dict[str, Any]:
     """The one JSON document of a plan or apply across clusters."""
     from cephstack.report.views import FORMAT_VERSION, plan_json
 
@@ -52,7 +52,7 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
     for name, run in multi.runs.items():
         out: dict[str, Any] = {"conf": run.spec.cluster.conf}
         if run.plan is not None:
-            shown = multirun.prefixed(name, run.plan)
+            shown = fleet.prefixed(name, run.plan)
             out["plan"] = plan_json(shown)
             actions += out["plan"]["actions"]
             refusals += out["plan"]["refusals"]
@@ -86,14 +86,14 @@ def document(spec: Spec, multi: MultiRun, /, **extra: Any) -> dict[str, Any]:
             "failed": [r.name for r in multi.failed], **extra}
 
 
-def text(spec: Spec, multi: MultiRun) -> str:
+def text(spec: Spec, multi: Fleet) -> str:
     from cephstack.report.views import plan_text
 
     lines: list[str] = []
     for name, run in multi.runs.items():
         lines.append(f"== cluster {name} ({run.spec.cluster.conf}) ==")
         if run.plan is not None:
-            lines.append(plan_text(multirun.prefixed(name, run.plan)))
+            lines.append(plan_text(fleet.prefixed(name, run.plan)))
         if run.error is not None:
             lines.append(f"error: {name}: {error_text(run.error)}")
         lines.append("")
@@ -123,7 +123,7 @@ def text(spec: Spec, multi: MultiRun) -> str:
     return "\n".join(lines)
 
 
-def summary(multi: MultiRun) -> str:
+def summary(multi: Fleet) -> str:
     parts = []
     for name, run in multi.runs.items():
         if run.error is not None:
@@ -145,7 +145,7 @@ def progress_printer(as_json: bool, name: str):
     return (lambda _: None) if as_json else show
 
 
-def report_failures(multi: MultiRun, as_json: bool) -> None:
+def report_failures(multi: Fleet, as_json: bool) -> None:
     """On stderr: each failure in full with --output json; in text, where stdout shows each
     under its cluster, one line naming them."""
     failed = [r.name for r in multi.failed] + (["mirroring"] if multi.mirroring_error else []) \
@@ -170,12 +170,12 @@ def cmd_plan(args: argparse.Namespace, spec: Spec) -> int:
     refuse_overrides(args, spec)
     if args.out and would_overwrite(Path(args.out), args.force):
         return EXIT_FAILED
-    multi = multirun.start(args, spec)
+    multi = fleet.start(settings_of(args), spec)
     try:
-        multirun.plan_mirroring(spec, multi)
-        multirun.plan_rendered(spec, multi)
+        fleet.plan_mirroring(spec, multi)
+        fleet.plan_rendered(spec, multi)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     if args.out and not multi.failed:
         _save(args, multi, spec)
     if args.output == "json":
@@ -190,7 +190,7 @@ def cmd_plan(args: argparse.Namespace, spec: Spec) -> int:
     return 2 if args.detailed_exitcode and not multi.empty else 0
 
 
-def _save(args: argparse.Namespace, multi: MultiRun, spec: Spec) -> None:
+def _save(args: argparse.Namespace, multi: Fleet, spec: Spec) -> None:
     """plan --out: the plan (no keys) and what apply --plan checks: the spec's digest and
     every cluster's state (one fingerprint over them)."""
     from pathlib import Path
@@ -206,7 +206,7 @@ def _save(args: argparse.Namespace, multi: MultiRun, spec: Spec) -> None:
                   "this, or refuses if the spec or a cluster changed.")
 
 
-def _write_rendered(spec: Spec, multi: MultiRun) -> list[str]:
+def _write_rendered(spec: Spec, multi: Fleet) -> list[str]:
     """After the clusters (their new users' keys exist now): the render: files, then check
     that nothing is left to write."""
     from cephstack.render.multidrift import rendered_plan, write_rendered_files
@@ -231,7 +231,7 @@ def _write_rendered(spec: Spec, multi: MultiRun) -> list[str]:
     return done
 
 
-def _check_saved(args: argparse.Namespace, multi: MultiRun) -> None:
+def _check_saved(args: argparse.Namespace, multi: Fleet) -> None:
     """apply --plan: every reachable cluster must be as it was when the plan was saved."""
     import json
     from pathlib import Path
@@ -263,7 +263,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
     refuse_overrides(args, spec)
     as_json = args.output == "json"
 
-    def lock_and_replan(run: multirun.ClusterRun) -> None:
+    def lock_and_replan(run: fleet.ClusterRun) -> None:
         # As one-cluster apply: changes ahead take the lock (with --yes, creating the new
         # pools in the lock's own monitor round), then look again under it.
         if run.plan is None or run.plan.empty:
@@ -275,14 +275,14 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
             run.pools_created = run.plan is shown
         else:
             run.locked.enter_context(hold_lock(args, run.conn, "apply"))
-            multirun.replan(run)
+            fleet.replan(run)
 
-    multi = multirun.start(args, spec, then=lock_and_replan)
+    multi = fleet.start(settings_of(args), spec, then=lock_and_replan)
     try:
         if saved is not None:
             _check_saved(args, multi)
-        multirun.plan_mirroring(spec, multi)
-        multirun.plan_rendered(spec, multi)
+        fleet.plan_mirroring(spec, multi)
+        fleet.plan_rendered(spec, multi)
         if not as_json:
             print_out(text(spec, multi))
         if multi.empty:
@@ -293,7 +293,7 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
         if not confirm(args):
             return EXIT_FAILED
 
-        def apply_one(run: multirun.ClusterRun) -> None:
+        def apply_one(run: fleet.ClusterRun) -> None:
             if run.plan is None or run.plan.empty:
                 return
             early = [f"{run.name}: {d}" for d in (run.early.done if run.early else [])]
@@ -307,26 +307,26 @@ def cmd_apply(args: argparse.Namespace, spec: Spec, confirm, saved: dict | None 
                 raise
             run.applied = early + [f"{run.name}: {d}" for d in result.done]
 
-        multirun.each(list(multi.runs.values()), apply_one)
-        mirrored = multirun.apply_mirroring(spec, multi, progress_printer(as_json, "mirroring"))
+        fleet.each(list(multi.runs.values()), apply_one)
+        mirrored = fleet.apply_mirroring(spec, multi, progress_printer(as_json, "mirroring"))
 
-        def converged(run: multirun.ClusterRun) -> None:
-            multirun.replan(run, records=False)
+        def converged(run: fleet.ClusterRun) -> None:
+            fleet.replan(run, records=False)
             run.after = run.plan
             if not run.after.empty:
                 from cephstack.report.views import plan_text
 
                 raise CephstackError("the cluster still differs from the spec after apply:\n"
-                                     + plan_text(multirun.prefixed(run.name, run.after)))
+                                     + plan_text(fleet.prefixed(run.name, run.after)))
 
         plans = {n: r.plan for n, r in multi.runs.items()}
-        multirun.each(list(multi.runs.values()), converged)
-        multirun.check_mirroring(spec, multi)
+        fleet.each(list(multi.runs.values()), converged)
+        fleet.check_mirroring(spec, multi)
         rendered = _write_rendered(spec, multi)
         for name, run in multi.runs.items():  # report the plan that was applied
             run.plan = plans[name]
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     done = [d for r in multi.runs.values() for d in r.applied] + mirrored + rendered
     if as_json:
         print_out(_dumps(document(spec, multi, applied=done, mirroring_applied=mirrored)))
@@ -346,14 +346,14 @@ def cmd_audit(args: argparse.Namespace, spec: Spec) -> int:
     from cephstack.report.views import FORMAT_VERSION, audit_json, audit_text
 
     refuse_overrides(args, spec)
-    runs = [multirun.ClusterRun(name, part) for name, part in split(spec).items()]
+    runs = [fleet.ClusterRun(name, part) for name, part in split(spec).items()]
     findings: dict[str, list] = {}
 
-    def audit_one(run: multirun.ClusterRun) -> None:
+    def audit_one(run: fleet.ClusterRun) -> None:
         with connect(args, run.spec) as conn:
             findings[run.name] = audit_findings(args, run.spec, conn)
 
-    multirun.each(runs, audit_one)
+    fleet.each(runs, audit_one)
     codes = [exit_code(findings[r.name]) for r in runs if r.ok]
     if args.output == "json":
         print_out(_dumps({"format_version": FORMAT_VERSION, "clusters": {

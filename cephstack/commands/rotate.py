@@ -110,7 +110,7 @@ def _rotate_clusters(args: argparse.Namespace, spec) -> int:
     from cephstack.commands.multicommands import error_text, refuse_overrides, report_failures
     from cephstack.day2 import multirotate as multirotate
     from cephstack.report.views import dumps
-    from cephstack.session import multirun as multirun
+    from cephstack.session import fleet
 
     refuse_overrides(args, spec)
     as_json = args.output == "json"
@@ -131,7 +131,7 @@ def _rotate_clusters(args: argparse.Namespace, spec) -> int:
         multirotate.carry_out(args, spec, rotation)
     finally:
         if rotation is not None:
-            multirun.close(rotation.multi)
+            fleet.close(rotation.multi)
     if as_json:
         print_out(dumps(multirotate.document(rotation, False)))
     else:

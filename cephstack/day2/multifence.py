@@ -1,6 +1,6 @@
 """`cephstack fence`, `unfence` and `locks` for a spec with `clusters:` (commands/fence.py
 hands such a spec here): the one-cluster reads and acts on every cluster of the spec, or
-those --cluster names, at once (multirun.each: one thread each), each on its own part of
+those --cluster names, at once (fleet.each: one thread each), each on its own part of
 the spec (clusters.split: its OpenStack pools). A host may be a Ceph client of several
 clusters (an edge compute of its edge cluster, and of the central one for Glance): its
 address is fenced wherever it is.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cephstack.commands.common import print_out
+from cephstack.commands.common import print_out, settings_of
 from cephstack.commands.multicommands import (
     SeveralClustersUsage,
     progress_printer,
@@ -34,8 +34,8 @@ from cephstack.report.multifenceviews import (
     unfence_summary,
 )
 from cephstack.report.statusviews import dumps
-from cephstack.session import multirun as multirun
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session import fleet
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
@@ -65,17 +65,17 @@ def chosen(spec: Spec, names: list[str] | None) -> dict[str, Spec]:
     return {n: p for n, p in parts.items() if not names or n in names}
 
 
-def _runs(args: argparse.Namespace, spec: Spec) -> MultiRun:
+def _runs(args: argparse.Namespace, spec: Spec) -> Fleet:
     refuse_overrides(args, spec)
-    return MultiRun({name: ClusterRun(name, part)
+    return Fleet({name: ClusterRun(name, part)
                      for name, part in chosen(spec, args.only_clusters).items()})
 
 
 def _open(args: argparse.Namespace, run: ClusterRun) -> Any:
-    return multirun.connect_run(args, run)
+    return fleet.connect_run(settings_of(args), run)
 
 
-def _finish(args: argparse.Namespace, multi: MultiRun, parts: list[ClusterPart],
+def _finish(args: argparse.Namespace, multi: Fleet, parts: list[ClusterPart],
             **top: Any) -> int:
     as_json = args.output == "json"
     print_out(dumps(clusters_json(parts, **top)) if as_json else clusters_text(parts))
@@ -111,15 +111,15 @@ def fence_clusters(args: argparse.Namespace, spec: Spec, targets: tuple) -> int:
         progress_printer(as_json, run.name)(fence_summary(plans[run.name], result))
 
     try:
-        multirun.each(runs, read)
+        fleet.each(runs, read)
         refused = [r for r in runs if isinstance(r.error, BadTarget)]
         if refused:  # nothing changed anywhere: this process would be cut off half-way
             raise BadTarget("; ".join(f"{r.name}: {r.error.message}" for r in refused),
                             hint=refused[0].error.hint)
         if args.yes:
-            multirun.each(runs, act)
+            fleet.each(runs, act)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     parts = []
     for run in runs:
         plan, result = plans.get(run.name), results.get(run.name)
@@ -155,9 +155,9 @@ def unfence_clusters(args: argparse.Namespace, spec: Spec, targets: tuple) -> in
         items[run.name] = found
 
     try:
-        multirun.each(runs, unfence)
+        fleet.each(runs, unfence)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     parts = [_part(run, text=unfence_text(items[run.name], done),
                    document=unfence_json(items[run.name], done),
                    summary=unfence_summary(items[run.name], done))
@@ -181,9 +181,9 @@ def locks_clusters(args: argparse.Namespace, spec: Spec) -> int:
                            status)
 
     try:
-        multirun.each(runs, read)
+        fleet.each(runs, read)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     parts = []
     for run in runs:
         if not run.ok:

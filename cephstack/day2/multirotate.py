@@ -1,7 +1,7 @@
 """`cephstack rotate` for a spec with `clusters:` (commands/rotate.py hands such a spec here).
 
 A user exists on every cluster that holds one of its pools, each with its own key: it is
-rotated on each of those clusters (or those --cluster names), all at once (multirun.each),
+rotated on each of those clusters (or those --cluster names), all at once (fleet.each),
 each under that cluster's run lock and with that cluster's own marker (cephstack.ceph.auth),
 as one-cluster rotate does (rotate.py's plan and file actions, on clusters.split's part:
 keyring files named <cluster>.client.<user>.keyring). Order:
@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cephstack.commands.common import settings_of
 from cephstack.commands.multicommands import error_json, error_text, progress_printer
 from cephstack.errors import EXIT_FAILED, CephstackError
-from cephstack.session import multirun as multirun
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session import fleet
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
@@ -54,7 +55,7 @@ def resolve_targets(spec: Spec, parts: dict[str, Spec], names: Sequence[str],
 class Rotation:
     """What rotate does across clusters: each cluster's plan and steps, the rendered files."""
 
-    multi: MultiRun
+    multi: Fleet
     chosen: dict[str, tuple[str, ...]]  # cluster -> entities to rotate there
     plans: dict[str, Any]  # cluster -> RotationPlan
     done: dict[str, list[str]]
@@ -118,7 +119,7 @@ def prepare(args: argparse.Namespace, spec: Spec) -> Rotation:
     chosen = resolve_targets(spec, parts, args.users, args.all)
     every = split(spec)
     reach = every if spec.render is not None else {n: every[n] for n in chosen}
-    multi = MultiRun({n: ClusterRun(n, part, replace(part, render=spec.render)
+    multi = Fleet({n: ClusterRun(n, part, replace(part, render=spec.render)
                                     if spec.render else part) for n, part in reach.items()})
     rotation = Rotation(multi, chosen, {}, {n: [] for n in chosen},
                         render_directory=spec.render.directory if spec.render else None)
@@ -127,7 +128,7 @@ def prepare(args: argparse.Namespace, spec: Spec) -> Rotation:
                                  "each cluster (each records which users it was rotating)")
 
     def plan_one(run: ClusterRun) -> None:
-        conn = multirun.connect_run(args, run)
+        conn = fleet.connect_run(settings_of(args), run)
         if run.name in chosen and not args.dry_run:  # the lock from the first look on
             run.locked.enter_context(hold_lock(args, conn, "rotate"))
         run.state = observe_for(conn, run.observe_as)
@@ -136,7 +137,7 @@ def prepare(args: argparse.Namespace, spec: Spec) -> Rotation:
                 run.spec, run.state, chosen[run.name], read_marker(conn),
                 rotate_method(conn))
 
-    multirun.each(list(multi.runs.values()), plan_one)
+    fleet.each(list(multi.runs.values()), plan_one)
     plan_rendered(spec, rotation, placeholders=True)
     return rotation
 
@@ -177,7 +178,7 @@ def carry_out(args: argparse.Namespace, spec: Spec, rotation: Rotation) -> None:
         if files:
             done += apply_plan(run.conn, Plan(files), run.state, progress=progress).done
 
-    multirun.each(runs, rotate_one)
+    fleet.each(runs, rotate_one)
     if spec.render is not None:
         plan_rendered(spec, rotation, placeholders=False)
         if rotation.rendered is None:  # that cluster's error is the one reported
@@ -198,7 +199,7 @@ def carry_out(args: argparse.Namespace, spec: Spec, rotation: Rotation) -> None:
         rotation.done[run.name].append("rotation record removed")
         progress_printer(as_json, run.name)("rotation record removed: done")
 
-    multirun.each(runs, unmark)
+    fleet.each(runs, unmark)
 
 
 # -- what is shown ------------------------------------------------------------------------

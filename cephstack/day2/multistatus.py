@@ -1,5 +1,5 @@
 """`cephstack status` for a spec with `clusters:` (commands/status.py hands such a spec here):
-the one-cluster status read on every cluster at once (multirun.each: one thread each), each
+the one-cluster status read on every cluster at once (fleet.each: one thread each), each
 against its part of the spec (clusters.split). Text has a section per cluster, JSON a
 document per cluster under "clusters", Prometheus a cluster="<name>" label on every sample.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cephstack.commands.common import print_out
+from cephstack.commands.common import print_out, settings_of
 from cephstack.commands.multicommands import (
     error_json,
     error_text,
@@ -21,31 +21,31 @@ from cephstack.commands.multicommands import (
     report_failures,
 )
 from cephstack.day2.status import FORMAT_VERSION, Status
-from cephstack.session import multirun as multirun
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session import fleet
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
 
-def read_clusters(args: argparse.Namespace, spec: Spec) -> tuple[MultiRun, dict[str, Status]]:
+def read_clusters(args: argparse.Namespace, spec: Spec) -> tuple[Fleet, dict[str, Status]]:
     """Every cluster's Status (name -> Status for those read; the others carry their error)."""
     from cephstack.commands.status import read
 
     refuse_overrides(args, spec)
-    multi = MultiRun({name: ClusterRun(name, part) for name, part in split(spec).items()})
+    multi = Fleet({name: ClusterRun(name, part) for name, part in split(spec).items()})
     statuses: dict[str, Status] = {}
 
     def read_one(run: ClusterRun) -> None:
-        _, _, statuses[run.name] = read(args, run.spec, multirun.connect_run(args, run))
+        _, _, statuses[run.name] = read(args, run.spec, fleet.connect_run(settings_of(args), run))
 
     try:
-        multirun.each(list(multi.runs.values()), read_one)
+        fleet.each(list(multi.runs.values()), read_one)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     return multi, {n: statuses[n] for n in multi.runs if n in statuses}
 
 
-def clusters_text(multi: MultiRun, statuses: dict[str, Status]) -> str:
+def clusters_text(multi: Fleet, statuses: dict[str, Status]) -> str:
     from cephstack.report.statusviews import status_text
 
     lines: list[str] = []
@@ -60,7 +60,7 @@ def clusters_text(multi: MultiRun, statuses: dict[str, Status]) -> str:
     return "\n".join(lines)
 
 
-def clusters_json(multi: MultiRun, statuses: dict[str, Status]) -> dict[str, Any]:
+def clusters_json(multi: Fleet, statuses: dict[str, Status]) -> dict[str, Any]:
     """{"clusters": {name: <the one-cluster document> + "error"}, "failed": [...]}."""
     from cephstack.report.statusviews import status_json
 

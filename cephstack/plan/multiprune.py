@@ -1,6 +1,6 @@
 """--prune with several clusters (clusters: in the spec): what is left to check beyond the
 one-cluster pruning each cluster's part gets unchanged (cephstack/plan/prune.py, its records,
-its run lock, its refusals; multirun.py runs them per cluster).
+its run lock, its refusals; fleet.py runs them per cluster).
 
 Each cluster keeps its own records of what cephstack created (cephstack/ceph/records.py),
 and each part of the spec is compared with them alone: a pool recorded on edge1 and no
@@ -46,7 +46,7 @@ def shared_error(name: str, others: list[str], fsid: str) -> SharedCluster:
 
 
 def refuse_shared(runs: Mapping[str, Any]) -> None:
-    """Between connecting and planning (multirun.start with --prune): each connected run
+    """Between connecting and planning (fleet.start with --prune): each connected run
     (a ClusterRun) that shares its cluster with another entry fails with SharedCluster."""
     fsids = {name: run.conn.fsid() for name, run in runs.items() if run.ok}
     for name, others in shared(fsids).items():

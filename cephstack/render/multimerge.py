@@ -91,7 +91,7 @@ def read_fsids(args: argparse.Namespace, spec: Spec, clusters: tuple[str, ...],
     """The fsid of each of `clusters`, read at once (one thread each). One that cannot be
     read fails the whole merge, every failed cluster named, before `path` is touched."""
     from cephstack.commands.common import connect
-    from cephstack.session.multirun import ClusterRun, each
+    from cephstack.session.fleet import ClusterRun, each
 
     runs = [ClusterRun(name, part) for name, part in split(spec).items() if name in clusters]
     found: dict[str, str] = {}

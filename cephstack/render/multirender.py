@@ -231,7 +231,7 @@ def observed_facts(args, spec: Spec) -> dict[str, ClusterFacts]:
     from cephstack.ceph.observe import observe
     from cephstack.commands.common import connect
     from cephstack.render.drift import facts_of
-    from cephstack.session.multirun import ClusterRun, each
+    from cephstack.session.fleet import ClusterRun, each
 
     runs = [ClusterRun(name, part) for name, part in split(spec).items()]
     found: dict[str, ClusterFacts] = {}

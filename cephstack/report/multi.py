@@ -1,5 +1,5 @@
 """`cephstack report` for a spec with `clusters:` (commands/report.py hands such a spec here):
-every cluster observed and read at once (multirun.each: one thread each, each against its
+every cluster observed and read at once (fleet.each: one thread each, each against its
 part of the spec, clusters.split), then ONE self-contained page: an overview (each cluster
 read or its error, plan changes, findings, pools, verify), a section per cluster with the
 one-cluster content (htmlreport.cluster_body under a heading naming the cluster), and the
@@ -22,7 +22,7 @@ from html import escape
 from typing import Any
 
 from cephstack.adopt.access import AccessPicture, access_svg, build_access
-from cephstack.commands.common import print_out
+from cephstack.commands.common import print_out, settings_of
 from cephstack.commands.multicommands import (
     error_json,
     progress_printer,
@@ -30,8 +30,8 @@ from cephstack.commands.multicommands import (
     report_failures,
 )
 from cephstack.commands.report import BadInput
-from cephstack.session import multirun as multirun
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session import fleet
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
@@ -93,18 +93,18 @@ class ClusterPage:
 
 
 def read_clusters(args: argparse.Namespace, spec: Spec, verify: dict[str, dict[str, Any]]
-                  ) -> tuple[MultiRun, dict[str, ClusterPage]]:
+                  ) -> tuple[Fleet, dict[str, ClusterPage]]:
     """Every cluster observed and read at once; name -> its page part for those read (the
-    others carry their error in the MultiRun)."""
+    others carry their error in the Fleet)."""
     from cephstack.commands.report import observe_cluster, page_parts
 
-    multi = MultiRun({name: ClusterRun(name, part) for name, part in split(spec).items()})
+    multi = Fleet({name: ClusterRun(name, part) for name, part in split(spec).items()})
     pages: dict[str, ClusterPage] = {}
 
     def read_one(run: ClusterRun) -> None:
         started = time.monotonic()
         state, facts, status = observe_cluster(args, run.spec,
-                                               multirun.connect_run(args, run))
+                                               fleet.connect_run(settings_of(args), run))
         access = build_access(run.spec, state, verify.get(run.name))
         pages[run.name] = ClusterPage(state.fsid, page_parts(run.spec, state, facts, status,
                                                              access))
@@ -112,9 +112,9 @@ def read_clusters(args: argparse.Namespace, spec: Spec, verify: dict[str, dict[s
             f"read: {len(status.pools)} pool(s) in {time.monotonic() - started:.1f} s")
 
     try:
-        multirun.each(list(multi.runs.values()), read_one)
+        fleet.each(list(multi.runs.values()), read_one)
     finally:
-        multirun.close(multi)
+        fleet.close(multi)
     return multi, {n: pages[n] for n in multi.runs if n in pages}
 
 
@@ -161,7 +161,7 @@ def _verify_cell(verify: dict[str, Any] | None, given: bool) -> str:
     return f'<span class="bad">FAILED ({failed} of {len(steps)} steps)</span>'
 
 
-def _overview(multi: MultiRun, pages: dict[str, ClusterPage],
+def _overview(multi: Fleet, pages: dict[str, ClusterPage],
               verify: dict[str, dict[str, Any]], across: dict[str, Any] | None) -> str:
     from cephstack.report.html import table
 
@@ -227,7 +227,7 @@ def _across(across: dict[str, Any], source: str) -> str:
     return "".join(out)
 
 
-def clusters_html(*, generated: str, spec: Spec, multi: MultiRun,
+def clusters_html(*, generated: str, spec: Spec, multi: Fleet,
                   pages: dict[str, ClusterPage], verify: dict[str, Any] | None,
                   verify_source: str | None) -> str:
     """The whole page (pure: data in, HTML out). `verify`: the report across clusters as
@@ -310,7 +310,7 @@ def report_clusters(args: argparse.Namespace, spec: Spec, verify: dict[str, Any]
     return _done(args, spec, written, multi, pages)
 
 
-def result_json(spec: Spec, written: list[str], multi: MultiRun | None,
+def result_json(spec: Spec, written: list[str], multi: Fleet | None,
                 pages: dict[str, ClusterPage]) -> dict[str, Any]:
     """{"written": [...], "clusters": {name: {"pools": N, "error": ...}}, "failed": [...]}
     (pools None when not read: --svg alone reads no cluster)."""
@@ -323,7 +323,7 @@ def result_json(spec: Spec, written: list[str], multi: MultiRun | None,
             "failed": list(errors)}
 
 
-def _done(args: argparse.Namespace, spec: Spec, written: list[str], multi: MultiRun | None,
+def _done(args: argparse.Namespace, spec: Spec, written: list[str], multi: Fleet | None,
           pages: dict[str, ClusterPage]) -> int:
     if args.output == "json":
         print_out(json.dumps(result_json(spec, written, multi, pages)))

@@ -44,7 +44,10 @@ def _service_here(service: ServiceSpec, pools: dict[str, PoolSpec]) -> ServiceSp
 
 
 def split(spec: Spec) -> dict[str, Spec]:
-    """cluster name -> that cluster's one-cluster Spec, in the spec's order."""
+    """cluster name -> that cluster's one-cluster Spec, in the spec's order. A spec with
+    `cluster:` is a fleet of one: its own name -> itself."""
+    if not spec.clusters:
+        return {spec.cluster_name: spec}
     out = {}
     used_rules = {p.crush_rule for p in spec.pools.values() if p.crush_rule}
     for name, settings in spec.clusters.items():

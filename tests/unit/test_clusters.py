@@ -10,7 +10,7 @@ import pytest
 
 from cephstack.errors import SpecError
 from cephstack.plan.make import CreatePool, Plan
-from cephstack.session.multirun import MirrorStep, prefixed
+from cephstack.session.fleet import MirrorStep, prefixed
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import availability_zone, split
 from cephstack.spec.load import PoolSpec, parse_spec

@@ -20,7 +20,7 @@ from cephstack.plan.state import (
     RecordedKeyring,
 )
 from cephstack.report.views import plan_text
-from cephstack.session.multirun import prefixed
+from cephstack.session.fleet import prefixed
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec

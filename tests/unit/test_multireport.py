@@ -27,7 +27,7 @@ from cephstack.report.multi import (
     split_verify,
 )
 from cephstack.report.views import plan_json
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
@@ -109,14 +109,14 @@ def _page_parts(verify: dict | None) -> dict:
             "access": build_access(SPEC, state, verify)}
 
 
-def _multi(down: str | None = None) -> tuple[MultiRun, dict[str, ClusterPage]]:
+def _multi(down: str | None = None) -> tuple[Fleet, dict[str, ClusterPage]]:
     runs = {name: ClusterRun(name, part) for name, part in split(SITES).items()}
     if down:
         runs[down].error = ClusterUnreachable(f"cannot reach the cluster of /etc/ceph/{down}.conf",
                                        hint="is a monitor running?")
     pages = {name: ClusterPage(f"fsid-{name}", _page_parts(None)) for name in runs
              if name != down}
-    return MultiRun(runs), pages
+    return Fleet(runs), pages
 
 
 def _sections(page: str) -> dict[str, str]:

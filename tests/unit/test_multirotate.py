@@ -12,7 +12,7 @@ from cephstack.commands.multicommands import SeveralClustersUsage
 from cephstack.day2.multifence import chosen as chosen_parts
 from cephstack.day2.multirotate import Rotation, document, plan_text, resolve_targets
 from cephstack.day2.rotate import BadUsers, plan_rotation
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
@@ -92,7 +92,7 @@ def _rotation() -> Rotation:
     targets = _targets(["nova", "cinder-backup"])
     plans = {n: plan_rotation(parts[n], runs[n].state, t, None, AUTH_IMPORT)
              for n, t in targets.items()}
-    return Rotation(MultiRun(runs), targets, plans, {n: [] for n in targets})
+    return Rotation(Fleet(runs), targets, plans, {n: [] for n in targets})
 
 
 def test_the_plan_shows_cluster_prefixed_steps_and_no_key():

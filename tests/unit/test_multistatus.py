@@ -10,7 +10,7 @@ from cephstack.day2.multistatus import clusters_json, clusters_text
 from cephstack.day2.status import build_status
 from cephstack.errors import ClusterUnreachable
 from cephstack.report.statusviews import clusters_prometheus, dumps, status_json, status_prometheus
-from cephstack.session.multirun import ClusterRun, MultiRun
+from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
 from tests.unit.test_clusters import TWO_SITE
@@ -21,12 +21,12 @@ _LABELLED = re.compile(r'^(cephstack_[a-z_]+)\{cluster="(central|edge1)"(,pool="
                        r'service="[^"]*")?\} (-?[0-9.e+]+)$')
 
 
-def _multi(failed: str | None = None) -> MultiRun:
+def _multi(failed: str | None = None) -> Fleet:
     runs = {n: ClusterRun(n, part) for n, part in split(parse_spec(TWO_SITE)).items()}
     if failed:
         runs[failed].error = ClusterUnreachable(f"{failed}: could not connect within 3 s",
                                                 hint="is the cluster up?")
-    return MultiRun(runs)
+    return Fleet(runs)
 
 
 def test_one_cluster_prometheus_is_the_labelless_exposition():

@@ -18,6 +18,7 @@ from typing import Any
 
 from cephstack.errors import EXIT_FAILED, CephCommandError, CephstackError
 from cephstack.plan.make import RBD_APPLICATION, Plan
+from cephstack.session.connect import Settings, connect, observe_for, plan_for
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
@@ -84,7 +85,7 @@ class ClusterRun:
 
 
 @dataclass
-class MultiRun:
+class Fleet:
     runs: dict[str, ClusterRun]
     mirroring: list[MirrorStep] = field(default_factory=list)
     mirroring_pending: str | None = None  # why mirroring could not be planned yet
@@ -137,17 +138,18 @@ def each(runs: list[ClusterRun], work: Callable[[ClusterRun], None]) -> None:
             list(pool.map(guarded, todo))
 
 
-def start(args: Any, spec: Spec, then: Callable[[ClusterRun], None] | None = None) -> MultiRun:
+def start(settings: Settings, spec: Spec,
+          then: Callable[[ClusterRun], None] | None = None) -> Fleet:
     """Connect to every cluster, observe it and plan it, at once; `then` right after, in
     the same thread (apply's lock follows the observation without waiting for the other
     clusters: a late command would miss the monitor's current proposal, a second lost)."""
 
-    prune = bool(getattr(args, "prune", False))
+    prune = settings.prune
     runs = {name: ClusterRun(name, sub, replace(sub, render=spec.render) if spec.render
                              else sub, prune=prune) for name, sub in split(spec).items()}
 
     def open_(run: ClusterRun) -> None:
-        connect_run(args, run)
+        connect_run(settings, run)
 
     def plan_(run: ClusterRun) -> None:
         replan(run)
@@ -162,15 +164,13 @@ def start(args: Any, spec: Spec, then: Callable[[ClusterRun], None] | None = Non
         each(list(runs.values()), plan_)
     else:
         each(list(runs.values()), lambda run: (open_(run), plan_(run)))
-    return MultiRun(runs)
+    return Fleet(runs)
 
 
-def connect_run(args: Any, run: ClusterRun) -> Any:
+def connect_run(settings: Settings, run: ClusterRun) -> Any:
     """Connect `run` to its cluster (run.conn, also returned), as its spec entry says."""
-    from cephstack.commands.common import connect
-
     try:
-        run.conn = connect(args, run.spec)
+        run.conn = connect(settings, run.spec)
     except CephstackError as e:  # the one-cluster hint names --conf; here it is the spec
         if any(flag in (e.hint or "") for flag in ("--conf", "--keyring", "--id")):
             e.hint = f"check clusters.{run.name} (conf, keyring, client) in the spec"
@@ -183,7 +183,6 @@ def replan(run: ClusterRun, *, records: bool = True) -> None:
     --prune, what removing them needs) unless `records` is False (the check after apply,
     as one-cluster apply's)."""
     from cephstack.ceph.records import observe_with_records
-    from cephstack.commands.common import observe_for, plan_for
 
     def observe():
         return observe_for(run.conn, run.observe_as or run.spec)
@@ -210,7 +209,7 @@ def _manager_caught_up(call: Callable[[], Any]) -> Any:
             time.sleep(0.5)
 
 
-def plan_rendered(spec: Spec, multi: MultiRun) -> None:
+def plan_rendered(spec: Spec, multi: Fleet) -> None:
     """render: files against the disk, from every cluster's state (not when one failed)."""
     from cephstack.render.multidrift import rendered_plan
 
@@ -218,7 +217,7 @@ def plan_rendered(spec: Spec, multi: MultiRun) -> None:
                                           for n, r in multi.runs.items()})
 
 
-def plan_mirroring(spec: Spec, multi: MultiRun) -> None:
+def plan_mirroring(spec: Spec, multi: Fleet) -> None:
     """What mirroring would change, asked of both sides (read-only); pending while a side's
     pools do not exist yet (apply sets it up right after creating them)."""
     m = spec.mirroring
@@ -250,7 +249,7 @@ def plan_mirroring(spec: Spec, multi: MultiRun) -> None:
     multi.mirroring = [MirrorStep(c.address, c.detail) for c in changes]
 
 
-def apply_mirroring(spec: Spec, multi: MultiRun, progress: Callable[[str], None]) -> list[str]:
+def apply_mirroring(spec: Spec, multi: Fleet, progress: Callable[[str], None]) -> list[str]:
     m = spec.mirroring
     if m is None or not (multi.mirroring or multi.mirroring_pending):
         return []
@@ -273,11 +272,11 @@ def apply_mirroring(spec: Spec, multi: MultiRun, progress: Callable[[str], None]
     return [f"{c.address}: {c.detail}" for c in done]
 
 
-def check_mirroring(spec: Spec, multi: MultiRun) -> None:
+def check_mirroring(spec: Spec, multi: Fleet) -> None:
     """After apply (states observed again): mirroring must now have nothing left to do."""
     if spec.mirroring is None or multi.mirroring_error:
         return
-    probe = MultiRun(multi.runs)
+    probe = Fleet(multi.runs)
     plan_mirroring(spec, probe)
     left = [f"{s.address}: {s.detail}" for s in probe.mirroring] + (
         [probe.mirroring_pending] if probe.mirroring_pending else [])
@@ -286,7 +285,7 @@ def check_mirroring(spec: Spec, multi: MultiRun) -> None:
             "mirroring still differs from the spec after apply: " + "; ".join(left))
 
 
-def close(multi: MultiRun) -> None:
+def close(multi: Fleet) -> None:
     for run in multi.runs.values():
         with contextlib.suppress(Exception):
             run.locked.close()
