@@ -19,6 +19,7 @@ from cephstack.plan.actions import (
     RemoveClient,
     RemoveKeyring,
     RemovePool,
+    UpdateCaps,
     WriteKeyring,
 )
 from cephstack.plan.state import ClusterState, RecordedKeyring
@@ -36,14 +37,19 @@ def record_created(conn: CephConnection, plan: Plan, state: ClusterState,
     and the pool commands still arriving take an extra epoch (measured: mid-round two,
     and right after round three's background snapshot releases)."""
     pools = [a.pool.name for a in plan.actions if isinstance(a, CreatePool)]
-    users = [a.entity for a in plan.actions if isinstance(a, CreateClient) and a.entity in keys]
+    users = {a.entity: a.caps for a in plan.actions
+             if isinstance(a, CreateClient) and a.entity in keys}
+    # A recorded user whose caps apply changed keeps the caps it now has on record (prune
+    # believes a record only while the caps are still the ones cephstack gave).
+    users.update({a.entity: a.after for a in plan.actions
+                  if isinstance(a, UpdateCaps) and a.entity in state.created.users})
     files = [(a.path, a.entity) for a in plan.actions if isinstance(a, WriteKeyring)
              and state.created.keyrings.get(os.path.abspath(a.path), _NO_RECORD).entity
              != a.entity]
     if not (pools or users or files):
         return
     try:
-        records.record_created(conn, pools, users, files)
+        records.record_created(conn, state.created.owner, pools, users, files)
     except CephstackError as e:  # the layout is right; only pruning it later is lost
         progress(f"not recorded as created by cephstack (--prune will leave them): {e}")
 
@@ -51,10 +57,12 @@ def record_created(conn: CephConnection, plan: Plan, state: ClusterState,
 _REMOVALS = (RemovePool, RemoveClient, RemoveKeyring, ForgetRecord)
 
 
-def removals(conn: CephConnection, plan: Plan) -> list[tuple[str, Callable[[], None]]]:
-    """apply --prune's removals, as (progress name, call) (prune.py decided them; a plan
-    with refusals never gets here): last, once everything else is in place. Their records
-    go after (forget_removed)."""
+def removals(conn: CephConnection, plan: Plan
+             ) -> list[list[tuple[str, Callable[[], None]]]]:
+    """apply --prune's removals, as rounds of (progress name, call) (prune.py decided
+    them; a plan with refusals never gets here): last, once everything else is in place.
+    Pools first, alone: the monitors may still refuse a pool deletion, and then no user
+    or file is gone. Their records go after (forget_removed)."""
     def remove(a: Action) -> None:
         if isinstance(a, RemovePool):
             records.remove_pool(conn, a.name)
@@ -64,17 +72,20 @@ def removals(conn: CephConnection, plan: Plan) -> list[tuple[str, Callable[[], N
             records.remove_keyring(conn, a.path)
         # ForgetRecord: only its record goes (forget_removed)
 
-    return [(f"- {a.address}", lambda a=a: remove(a)) for a in plan.actions
-            if isinstance(a, _REMOVALS)]
+    steps = [(f"- {a.address}", lambda a=a: remove(a)) for a in plan.actions
+             if isinstance(a, _REMOVALS)]
+    pools = {f"- {a.address}" for a in plan.actions if isinstance(a, RemovePool)}
+    return [r for r in ([s for s in steps if s[0] in pools],
+                        [s for s in steps if s[0] not in pools]) if r]
 
 
-def forget_removed(conn: CephConnection, plan: Plan, done: list[str],
+def forget_removed(conn: CephConnection, plan: Plan, state: ClusterState, done: list[str],
                    progress: Progress) -> None:
     """The records of what the removal round removed (and of what was found gone), in
     one update of the record documents."""
     gone = [a.forgets for a in plan.actions
             if isinstance(a, _REMOVALS) and f"- {a.address}" in done]
     try:
-        records.forget_records(conn, gone)
+        records.forget_records(conn, state.created.owner, gone)
     except CephstackError as e:  # removed all the same; a stale record only gets forgotten
         progress(f"records of removed things not forgotten (the next --prune will): {e}")

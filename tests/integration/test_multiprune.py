@@ -229,6 +229,7 @@ def test_mirroring_keeps_its_user_and_replica_until_it_is_no_longer_declared(sit
     plan = cli(root, "plan", "-f", unmirrored, "--prune", "--output", "json")
     assert plan.returncode == 1, plan.stdout + plan.stderr
     doc = json.loads(plan.stdout)
+    assert len(doc["refusals"]) == 1, doc["refusals"]
     [refusal] = doc["refusals"]
     assert refusal.startswith(f"site-b: {MIRROR}: cephstack created it and the spec no "
                               "longer declares it, but ") and "client session(s)" in refusal

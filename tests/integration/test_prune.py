@@ -12,6 +12,7 @@ import pytest
 
 from cephstack.ceph.adapter import CephConnection
 from cephstack.spec.defaults import DEFAULT_SPEC
+from cephstack.spec.load import load_spec
 
 pytestmark = pytest.mark.slow
 
@@ -76,16 +77,18 @@ def test_apply_records_what_it_creates_without_keys(cluster, first):
         pool_ids = {p["pool_name"]: p["pool_id"]
                     for p in conn.mon("osd pool ls", detail="detail")}
     host = socket.gethostname()
-    assert sorted(records) == [f"cephstack/created/{doc}/0"
-                               for doc in (f"keyrings/{host}", "pools", "users")]
-    pools = json.loads(records["cephstack/created/pools/0"])
-    assert pools == {n: pool_ids[n] for n in
-                     ("images", "volume", "backups", "vm", "retired", "full")}
-    users = set(json.loads(records["cephstack/created/users/0"]))
-    assert users == {"client.glance", "client.cinder-volume", "client.cinder-backup",
-                     "client.nova", "client.tool"}
-    keyrings = json.loads(records[f"cephstack/created/keyrings/{host}/0"])
-    assert set(keyrings.values()) == users
+    mine = f"cephstack/created/spec/{load_spec(first).records_owner}/"  # this spec's own
+    assert sorted(records) == [f"{mine}{doc}/0" for doc in (f"keyrings/{host}", "pools",
+                                                            "users")]
+    pools = json.loads(records[f"{mine}pools/0"])
+    assert {n: p["id"] for n, p in pools.items()} == {n: pool_ids[n] for n in (
+        "images", "volume", "backups", "vm", "retired", "full")}
+    users = json.loads(records[f"{mine}users/0"])
+    assert set(users) == {"client.glance", "client.cinder-volume", "client.cinder-backup",
+                          "client.nova", "client.tool"}
+    assert users["client.tool"] == {"mon": "profile rbd", "osd": "profile rbd pool=retired"}
+    keyrings = json.loads(records[f"{mine}keyrings/{host}/0"])
+    assert set(keyrings.values()) == set(users)
     keys = cluster.keys()
     assert not any(key in value for key in keys for value in records.values())
 
@@ -201,7 +204,7 @@ def test_pool_deletion_disabled_by_the_monitors_is_refused_with_the_fix(cluster,
     assert plan.returncode == 1
     assert ("Refused: pool.full, pool.retired: the monitors do not allow deleting pools "
             "(mon_allow_pool_delete is false)") in plan.stdout
-    assert "ceph config set mon mon_allow_pool_delete true" in plan.stdout
+    assert "ceph tell mon.* config set mon_allow_pool_delete true" in plan.stdout
     # A plan saved with --prune removes when applied; one saved without it never does.
     plain, pruning = cluster.workdir / "plain.json", cluster.workdir / "pruning.json"
     assert cluster.cli("plan", "-f", dropped, "--out", str(plain)).returncode == 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from cephstack.errors import SharedCluster
 from cephstack.keyfiles import Secret
+from cephstack.plan.fleet import prefixed
 from cephstack.plan.make import make_plan
-from cephstack.plan.multiprune import SharedCluster, refuse_shared, shared, shared_error
-from cephstack.plan.prune import candidates
+from cephstack.plan.prune import candidates, refuse_shared, shared, shared_error
 from cephstack.plan.state import (
     ClientState,
     ClusterState,
@@ -20,7 +21,6 @@ from cephstack.plan.state import (
     RecordedKeyring,
 )
 from cephstack.report.views import plan_text
-from cephstack.session.fleet import prefixed
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
@@ -57,15 +57,18 @@ def edge1_part(text: str):
 
 def pool(name: str, pool_id: int) -> PoolState:
     return PoolState(name, 32, 1, 1, "replicated_rule", "off", 0.0, ("rbd",), 0, 0,
-                     pool_id=pool_id)
+                     pool_id=pool_id, create_time=f"t{pool_id}")
 
 
 def edge1_state(prune: PruneFacts | None = None) -> ClusterState:
     """edge1 as the first apply of TWO left it, every pool, user and file recorded."""
     clients = {e: ClientState(e, {"mon": "profile rbd"}, Secret(f"key-of-{e}"))
                for e in EDGE1_USERS}
-    files = {f"/k/edge1.{e}.keyring": RecordedKeyring(e, True) for e in EDGE1_USERS}
-    created = Created(dict(POOL_IDS), frozenset(EDGE1_USERS), files)
+    files = {f"/k/edge1.{e}.keyring": RecordedKeyring(e, True, f"/k/edge1.{e}.keyring", True)
+             for e in EDGE1_USERS}
+    created = Created(dict(POOL_IDS), frozenset(EDGE1_USERS), files,
+                      {n: f"t{i}" for n, i in POOL_IDS.items()},
+                      {e: {"mon": "profile rbd"} for e in EDGE1_USERS}, "/k")
     return ClusterState("fsid-edge1", {n: pool(n, i) for n, i in POOL_IDS.items()}, clients,
                         osds_in=1, default_pool_size=1, created=created, prune=prune)
 
