@@ -1,9 +1,10 @@
 """Key rotation in the cluster: the new keys in one monitor commit, and the rotation marker.
 
-Pacific has no `auth rotate`: an `auth import` of a keyring holding every rotated entity
-with its new key and its current caps replaces all of their keys in one auth commit. A
-cluster that has `auth rotate` (Reef and later) lets its monitor make the key instead; it
-is found in the monitor's own command table, never assumed from a version number.
+Pacific and Reef have no `auth rotate`: an `auth import` of a keyring holding every rotated
+entity with its new key (of the type the cluster prefers) and its current caps replaces
+all of their keys in one auth commit. A cluster that has `auth rotate` (Tentacle; Reef
+18.2.7 has only the pending-key commands) lets its monitor make the key instead; it is
+found in the monitor's own command table, never assumed from a version number.
 
 The marker (`cephstack/rotate` in the monitors' config-key store) names the entities a
 run is rotating with the creation stamp of each one's key before the rotation (the key's
@@ -24,7 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cephstack.ceph.adapter import CephConnection
-from cephstack.ceph.cephx import keyring_blob
+from cephstack.ceph.cephx import (
+    KEY_TYPES,
+    KeyType,
+    import_keyring_text,
+    key_type_name,
+    new_key,
+    preferred_key_type,
+)
 from cephstack.errors import CephCommandError
 from cephstack.keyfiles import Secret
 
@@ -122,14 +130,55 @@ def rotate_method(conn: CephConnection) -> str:
         else AUTH_IMPORT
 
 
+def cluster_key_type(conn: CephConnection) -> KeyType:
+    """The key type the cluster gives new keys (its monitor map says; one read)."""
+    return preferred_key_type(conn.mon("mon dump") or {})
+
+
 def rotate_keys(conn: CephConnection, method: str,
-                entities: Sequence[tuple[str, Secret, Mapping[str, str]]]) -> None:
+                entities: Sequence[tuple[str, Secret, Mapping[str, str]]],
+                key_type: str | None = None) -> None:
     """Give each (entity, new key, current caps) its new key: one `auth import` of them all
-    (one auth commit, the keys made here), or with `auth rotate` one command per entity,
-    sent at once (the monitor makes the keys; the caller's are unused)."""
+    (one auth commit, the keys made here; one not of the cluster's preferred type is made
+    again of that type), or with `auth rotate` one command per entity, sent at once (the
+    monitor makes the keys of its preferred type; the caller's are unused). The caller
+    reads the keys back from the cluster."""
     if not entities:
         return
     if method == AUTH_ROTATE:
-        conn.concurrently([lambda e=e: conn.mon(AUTH_ROTATE, entity=e) for e, _, _ in entities])
-    else:
-        conn.import_keyring(keyring_blob(entities))
+        extra = {"key_type": key_type} if key_type else {}
+        conn.concurrently([lambda e=e: conn.mon(AUTH_ROTATE, entity=e, **extra)
+                           for e, _, _ in entities])
+        return
+    kind = cluster_key_type(conn)
+    if key_type and key_type != kind.name:  # the caller checked the cluster allows it
+        kind = next(t for t in KEY_TYPES.values() if t.name == key_type)
+    conn.import_keyring(import_keyring_text(
+        (e, k if key_type_name(k) == kind.name else new_key(key_type=kind), c)
+        for e, k, c in entities))
+
+
+# Pending keys (Reef 18.2 and later; measured on 18.2.7 and 20.2.4): while a user has one,
+# its current and its pending key both authenticate; `auth commit-pending` makes the
+# pending one the only key. get-or-create-pending is idempotent (the same key again).
+STAGE_PENDING, COMMIT_PENDING = "auth get-or-create-pending", "auth commit-pending"
+
+
+def pending_keys(conn: CephConnection, entities: Sequence[str]) -> dict[str, Secret]:
+    """The pending key of each entity that has one (`auth get` shows it; `auth ls` not)."""
+    found = conn.concurrently([lambda e=e: conn.mon("auth get", entity=e)
+                               for e in entities])
+    out = {}
+    for entity, answer in zip(entities, found, strict=True):
+        key = (answer or [{}])[0].get("pending_key") if isinstance(answer, list) else None
+        if key:
+            out[entity] = Secret(key)
+    return out
+
+
+def stage_pending(conn: CephConnection, entities: Sequence[str]) -> None:
+    conn.concurrently([lambda e=e: conn.mon(STAGE_PENDING, entity=e) for e in entities])
+
+
+def commit_pending(conn: CephConnection, entities: Sequence[str]) -> None:
+    conn.concurrently([lambda e=e: conn.mon(COMMIT_PENDING, entity=e) for e in entities])

@@ -21,7 +21,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from cephstack.errors import EXIT_BAD_INPUT
+from cephstack.errors import (
+    SandboxArgumentError,
+)
 from cephstack.sandbox.make import SandboxError, conf_text, crush_map
 from cephstack.sandbox.proc import (
     command_line,
@@ -30,6 +32,8 @@ from cephstack.sandbox.proc import (
     running_pid,
     stop_daemons,
 )
+from cephstack.sandbox.release import HOST, ensure_root, in_root, root_env, root_path, uses_host
+from cephstack.sandbox.release import release as known_release
 
 DAEMONS = ("mon.a", "mgr.x", "osd.0")  # a sandbox with the default single OSD
 DEVICE_CLASSES = ("hdd", "ssd")  # osd.N gets DEVICE_CLASSES[N % 2]
@@ -37,11 +41,6 @@ MAX_OSDS = 8
 # The one client daemon a sandbox runs is rbd-mirror, as "client.rbd-mirror.<site>".
 _MIRROR_PREFIX = "client.rbd-mirror."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-
-
-class SandboxArgumentError(SandboxError):
-    exit_code = EXIT_BAD_INPUT
-    kind = "invalid-arguments"
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class SandboxStatus:
     port: int | None
     running: dict[str, int | None]  # daemon -> pid, None when not running
     cluster: str = "ceph"
+    release: str = HOST  # a Ceph release run from its root, or the host's own packages
 
     @property
     def up(self) -> bool:
@@ -73,11 +73,26 @@ def _check_name(what: str, name: str) -> str:
 
 
 class Sandbox:
-    def __init__(self, directory: str | os.PathLike[str], cluster: str = "ceph") -> None:
+    def __init__(self, directory: str | os.PathLike[str], cluster: str = "ceph",
+                 release: str | None = None) -> None:
+        """`release`: pacific, reef, tentacle (run from that release's root unless the
+        host's own packages are that release), or "host"; default: the one the sandbox
+        was created with, else the host's."""
         self.dir = Path(directory).absolute()
         self.cluster = _check_name("cluster name", cluster)
         self.conf = self.dir / f"{cluster}.conf"
         self.admin_keyring = self.dir / f"{cluster}.client.admin.keyring"
+        self.release = release or self.recorded_release() or HOST
+        if self.release != HOST:
+            known_release(self.release)  # an unknown name is refused here
+        self.root = None if uses_host(self.release) else root_path(self.release)
+
+    def recorded_release(self) -> str | None:
+        """The release this sandbox was created with (DIR/release), if any."""
+        try:
+            return (self.dir / "release").read_text().strip() or None
+        except OSError:
+            return None
 
     def mirror_keyring(self, site: str) -> Path:
         """The keyring of the rbd-mirror daemon's own user, client.rbd-mirror.<site>."""
@@ -123,17 +138,21 @@ class Sandbox:
     def status(self) -> SandboxStatus:
         return SandboxStatus(str(self.dir), str(self.conf), str(self.admin_keyring),
                              self.port(), {d: self._pid(d) for d in self.daemons()},
-                             self.cluster)
+                             self.cluster, self.recorded_release() or self.release)
 
     # -- up -------------------------------------------------------------------
 
     def up(self, port: int | None = None, timeout: float = 60.0,
-           osds: int | None = None) -> SandboxStatus:
+           osds: int | None = None, log=None) -> SandboxStatus:
         """Start the sandbox, creating it first if needed (with `osds` OSDs, default 1).
-        Idempotent."""
+        Idempotent. A start that fails stops every daemon it started. `log`: progress
+        lines (a release root's first build)."""
         if osds is not None and not 1 <= osds <= MAX_OSDS:
             raise SandboxError(f"--osds must be from 1 to {MAX_OSDS}, got {osds}")
         state = self.status()
+        if state.up and state.release != self.release:
+            raise SandboxError(f"sandbox {self.dir} already runs {state.release}, not "
+                               f"{self.release}", hint="cephstack sandbox down first")
         if state.up:
             if port is not None and port != state.port:
                 raise SandboxError(f"sandbox {self.dir} already runs on port {state.port}, "
@@ -160,9 +179,15 @@ class Sandbox:
             self._wipe()
         else:
             sites = []
-        self._create(port or free_port(), osds or 1, timeout)
-        for site in sites:
-            self.start_rbd_mirror(site)
+        if self.root is not None:
+            ensure_root(self.release, log)
+        try:
+            self._create(port or free_port(), osds or 1, timeout)
+            for site in sites:
+                self.start_rbd_mirror(site)
+        except BaseException:
+            self.down()  # nothing it started stays running
+            raise
         return self.status()
 
     def _wipe(self) -> None:
@@ -176,7 +201,11 @@ class Sandbox:
         return [d.removeprefix(_MIRROR_PREFIX) for d in self.mirror_daemons()]
 
     def _run(self, *args: str, cwd: Path | None = None) -> None:
-        proc = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
+        if self.root is None:
+            proc = subprocess.run(args, capture_output=True, text=True, cwd=cwd)
+        else:  # the sandbox's directory at the same path in the root: its paths hold
+            proc = subprocess.run(in_root(self.root, args, [self.dir], cwd or "/"),
+                                  capture_output=True, text=True, env=root_env())
         if proc.returncode != 0:
             raise SandboxError(f"{' '.join(args[:3])} ... failed (exit {proc.returncode}): "
                                f"{(proc.stderr or proc.stdout).strip()[-800:]}",
@@ -229,9 +258,14 @@ class Sandbox:
         return daemon
 
     def connect(self, timeout: float = 10.0):
-        """An admin connection to this sandbox (a CephConnection)."""
+        """An admin connection to this sandbox (a CephConnection; for a release root, its
+        mon commands through that release's librados: RootConnection)."""
         from cephstack.ceph.adapter import CephConnection, ClusterAccess
 
+        if self.root is not None:
+            from cephstack.sandbox.rootmon import RootConnection
+
+            return RootConnection(self.root, self.conf, self.admin_keyring, timeout)
         return CephConnection(ClusterAccess(str(self.conf), str(self.admin_keyring),
                                             "client.admin", timeout))
 
@@ -240,6 +274,7 @@ class Sandbox:
         for sub in ("run", "log", "mon.a", "mgr.x"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)  # holds admin keys
+        (d / "release").write_text(self.release + "\n")
         fsid = str(uuid.uuid4())
         mon_keyring = d / f"{self.cluster}.mon.keyring"
         self._run("ceph-authtool", "--create-keyring", str(mon_keyring), "--gen-key",
@@ -268,10 +303,10 @@ class Sandbox:
             self._start("mgr.x")
             uuids = [str(uuid.uuid4()) for _ in range(osds)]
             crush = crush_map(conn, self.dir / "crush", self._run)
+            edit = [lambda: conn.mon("osd setcrushmap", inbuf=crush)] if crush else []
             # At once: the monitor folds them into one OSD map commit.
             ids = [r["osdid"] for r in conn.concurrently(
-                [lambda: conn.mon("osd setcrushmap", inbuf=crush)]
-                + [lambda u=u: conn.mon("osd new", uuid=u) for u in uuids])[1:]]
+                edit + [lambda u=u: conn.mon("osd new", uuid=u) for u in uuids])[len(edit):]]
             conn.concurrently([lambda i=i, u=u: self._make_osd(conn, i, u)
                                for i, u in zip(ids, uuids, strict=True)])
             self._wait_osds_up(conn, len(ids), timeout)

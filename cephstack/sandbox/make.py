@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from cephstack.errors import CephstackError
+from cephstack.errors import (
+    SandboxError,
+)
 
 _GIB = 1 << 30
-
-
-class SandboxError(CephstackError):
-    pass
 
 
 def conf_text(d: Path, fsid: str, port: int, osds: int, admin_keyring: Path) -> str:
@@ -59,8 +57,9 @@ memstore device bytes = {device_bytes}
 """
 
 
-def crush_map(conn, work: Path, run: Callable[..., None]) -> bytes:
-    """The monitor's first CRUSH map with its rule's sizes cut from 1-10 to 1-3.
+def crush_map(conn, work: Path, run: Callable[..., None]) -> bytes | None:
+    """The monitor's first CRUSH map with its rule's sizes cut from 1-10 to 1-3; None
+    when its rule has no sizes (Reef and later dropped them: nothing to cut).
 
     Every pool create runs the monitor's CRUSH smoke test: 51 inputs mapped for each
     size the rule allows. On one node, sizes past the OSD count cannot be placed and
@@ -71,6 +70,8 @@ def crush_map(conn, work: Path, run: Callable[..., None]) -> bytes:
     (work / "initial.bin").write_bytes(conn.mon("osd getcrushmap", binary_output=True))
     run("crushtool", "-d", str(work / "initial.bin"), "-o", str(work / "initial.txt"))
     text = (work / "initial.txt").read_text()
+    if "max_size" not in text:
+        return None
     if text.count("\tmax_size 10\n") != 1:
         raise SandboxError("unexpected first CRUSH map: no single rule with max_size 10",
                            hint=f"see {work / 'initial.txt'}")
