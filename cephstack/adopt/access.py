@@ -20,8 +20,9 @@ from html import escape
 from typing import Any
 
 from cephstack.plan.state import ClusterState
-from cephstack.spec.caps import Caps, Grant, parse_grant
+from cephstack.spec.caps import Caps, Grant
 from cephstack.spec.load import Spec
+from cephstack.text import printable
 
 KEYS, ADMIN = "keys", "admin"  # mark columns beyond the pools
 # The hosts that hold a user's key besides render's roles: compute gets Nova's and
@@ -75,9 +76,11 @@ class AccessPicture:
     verify_passed: bool | None = None
 
 
-def _covers(grants: frozenset[Grant], wanted: str) -> bool:
-    grant = parse_grant(wanted)
-    return any(g.covers(grant) for g in grants)
+def _covers(grants: frozenset[Grant], perm: str, pool: str) -> bool:
+    """Whether `grants` allow `perm` on `pool` (a Grant, not a cap string: a pool's name
+    may hold any character)."""
+    wanted = Grant("allow", (perm,), pool)
+    return any(g.covers(wanted) for g in grants)
 
 
 def _mon_flags(grants: frozenset[Grant]) -> tuple[bool, bool]:
@@ -85,6 +88,8 @@ def _mon_flags(grants: frozenset[Grant]) -> tuple[bool, bool]:
     blocklist` needs mon rw on osd (or profile rbd's grant of it); `auth get` needs rx."""
     blocklist = read_keys = False
     for g in grants:
+        if g.unparsed:  # what it allows is not known (audit names it)
+            continue
         if g.kind == "profile":
             blocklist |= g.perms[:1] in (("rbd",), ("rbd-mirror",))
             continue
@@ -104,10 +109,11 @@ def user_access(entity: str, caps: Caps, pools: tuple[str, ...], services: tuple
                 hosts: tuple[str, ...]) -> UserAccess:
     by_type = caps.by_type()
     osd = by_type.get("osd", frozenset())
-    cells = {p: Cell(_covers(osd, f"allow r pool={p}"), _covers(osd, f"allow w pool={p}"),
-                     _covers(osd, f"allow x pool={p}")) for p in pools}
+    cells = {p: Cell(_covers(osd, "r", p), _covers(osd, "w", p), _covers(osd, "x", p))
+             for p in pools}
     blocklist, read_keys = _mon_flags(by_type.get("mon", frozenset()))
-    unrestricted = any(g.pool is None and g.namespace is None and not g.other for g in osd)
+    unrestricted = any(g.pool is None and g.namespace is None and not g.other
+                       and not g.unparsed for g in osd)
     return UserAccess(entity, services, hosts, cells, unrestricted, blocklist, read_keys,
                       caps.rendered())
 
@@ -243,12 +249,18 @@ def _y(i: int) -> int:
     return _TOP + i * _ROW
 
 
+def _x(text: str) -> str:
+    """Text for the SVG: no control character (XML 1.0 allows none, not even escaped), the
+    markup characters escaped."""
+    return escape(printable(text))
+
+
 def _box(x: int, y: int, w: int, lines: list[tuple[str, str]], risky: bool = False) -> str:
     out = [f'<rect class="{"risk" if risky else "box"}" x="{x}" y="{y}" width="{w}" '
            f'height="{_BOX_H}" rx="5"/>']
     for i, (text, cls) in enumerate(lines):
         attr = f' class="{cls}"' if cls else ""
-        out.append(f'<text{attr} x="{x + 8}" y="{y + 16 + i * 14}">{escape(text)}</text>')
+        out.append(f'<text{attr} x="{x + 8}" y="{y + 16 + i * 14}">{_x(text)}</text>')
     return "".join(out)
 
 
@@ -298,7 +310,7 @@ def access_svg(picture: AccessPicture, standalone: bool = True) -> str:
             if cls:
                 out.append(f'<line class="{cls}" x1="{_X_USER + _W_USER}" y1="{y}" '
                            f'x2="{_X_POOL}" y2="{pool_y[p] + mid}"><title>'
-                           f'{escape(u.entity)} -> {escape(p)}: {cell.flags or "no access"}'
+                           f'{_x(u.entity)} -> {_x(p)}: {cell.flags or "no access"}'
                            f'</title></line>')
     for h in hosts:
         out.append(_box(_X_HOST, host_y[h], _W_HOST, [(h, "head"), (

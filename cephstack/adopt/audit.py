@@ -14,12 +14,26 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from cephstack.keyfiles import FileState, directory_problem
-from cephstack.plan.state import ClusterState, counted_osds
-from cephstack.spec.caps import Caps, Grant, parse_grant
+from cephstack.plan.keyopinions import insecure_key_findings
+from cephstack.plan.opinions import (  # ERROR, WARNING, Finding: audit's own, shared with plan
+    ERROR,
+    HEALTHY_PGS_PER_OSD,
+    WARNING,
+    Finding,
+    caps_findings,
+    pgs_per_osd_findings,
+    pool_findings,
+    pools_in,
+    service_by_name,
+    shared_user_findings,
+    touches_rbd,
+)
+from cephstack.plan.opinions import covers as _covers
+from cephstack.plan.state import ClusterState
+from cephstack.spec.caps import Caps, Grant
 from cephstack.spec.load import Spec
 
-ERROR, WARNING = "error", "warning"
-HEALTHY_PGS_PER_OSD = 100  # Ceph's mon_target_pg_per_osd
+__all__ = ["ERROR", "HEALTHY_PGS_PER_OSD", "WARNING", "Finding", "audit", "exit_code"]
 _BACKUP_SNAP = re.compile(r"^backup\.[0-9a-f-]{36}\.snap\.[0-9.]+$")
 BACKUP_PILE_UP = 2  # backup snapshots on one volume from which they are piling up
 
@@ -27,16 +41,6 @@ BACKUP_PILE_UP = 2  # backup snapshots on one volume from which they are piling 
 def is_backup_snapshot(name: str) -> bool:
     """A snapshot Cinder's Ceph backup driver leaves on a source volume."""
     return bool(_BACKUP_SNAP.match(name))
-
-
-@dataclass(frozen=True)
-class Finding:
-    id: str
-    severity: str
-    entity: str
-    what: str
-    breaks: str
-    fix: str
 
 
 @dataclass(frozen=True)
@@ -48,36 +52,15 @@ class Role:
     pools: tuple[str, ...]  # the pools it writes
 
 
-def _pools_in(caps: Caps) -> set[str]:
-    return {g.pool for g in caps.by_type().get("osd", ()) if g.pool}
+_pools_in = pools_in
 
 
 def _writable_pools(caps: Caps) -> set[str]:
-    return {p for p in _pools_in(caps) if _covers(caps, "osd", f"allow rwx pool={p}")}
+    # A Grant, not a cap string: a pool's name may hold quotes (issue 18).
+    return {p for p in _pools_in(caps) if _covers(caps, "osd", Grant("allow", ("rwx",), p))}
 
 
-# The mon profiles that grant `osd blocklist add` of one client instance (MonCap.cc: the
-# rbd profiles; measured on Pacific: rbd-mirror-peer too), so a dead holder's exclusive lock
-# can be broken. The mirroring users cephstack creates have the rbd-mirror ones.
-_BLOCKLISTING_PROFILES = ("rbd", "rbd-mirror", "rbd-mirror-peer")
-
-
-def _covers(caps: Caps, daemon: str, grant: str | Grant) -> bool:
-    wanted = parse_grant(grant) if isinstance(grant, str) else grant
-    return any(g.covers(wanted) for g in caps.by_type().get(daemon, ()))
-
-
-def _service_by_name(name: str) -> str | None:
-    n = name.removeprefix("client.").lower()
-    if "glance" in n or n == "images":
-        return "glance"
-    if "backup" in n:
-        return "cinder-backup"
-    if "cinder" in n or "volume" in n:
-        return "cinder-volume"
-    if "nova" in n or "compute" in n:
-        return "nova"
-    return None
+_service_by_name = service_by_name
 
 
 def recognise(state: ClusterState, spec: Spec | None) -> tuple[list[Role], str | None]:
@@ -114,9 +97,7 @@ def rbd_users(state: ClusterState) -> dict[str, Caps]:
         if entity == "client.admin" or entity.startswith("client.bootstrap"):
             continue
         caps = Caps.parse(client.caps)
-        grants = [g for gs in caps.by_type().values() for g in gs]
-        if _pools_in(caps) & (rbd_pools | set(state.pools)) or any(
-                "rbd" in " ".join(g.perms) for g in grants) or _service_by_name(entity):
+        if touches_rbd(caps, rbd_pools | set(state.pools)) or _service_by_name(entity):
             out[entity] = caps
     return out
 
@@ -130,24 +111,19 @@ def _user_findings(state: ClusterState, spec: Spec | None) -> list[Finding]:
             users[role.entity] = Caps.parse(state.clients[role.entity].caps) \
                 if role.entity in state.clients else Caps(())
     for entity, caps in sorted(users.items()):
-        if not any(_covers(caps, "mon", f"profile {p}") for p in _BLOCKLISTING_PROFILES):
-            found.append(Finding(
-                "mon-cannot-blocklist", ERROR, entity,
-                f"mon caps '{caps.rendered().get('mon', '')}' cannot blocklist a client",
-                "after a host crash the dead client's exclusive lock cannot be broken: "
-                "nova evacuate and lock recovery hang", "mon 'profile rbd'"))
-        if any(g.pool is None and g.namespace is None and g.kind == "allow" and
-               ({"*"} & set(g.perms) or any("w" in p for p in g.perms))
-               for g in caps.by_type().get("osd", ())):
-            found.append(Finding(
-                "osd-not-pool-restricted", ERROR, entity,
-                f"osd caps '{caps.rendered()['osd']}' are not restricted to pools",
-                "the service can read and overwrite every pool: a compromised or buggy "
-                "service damages all data", "osd 'profile rbd pool=<its pools>'"))
+        for daemon, grants in caps.grants:
+            found += [Finding(
+                "caps-unparsable", WARNING, entity,
+                f"{daemon} cap grant '{g.render()}' could not be parsed",
+                "cephstack cannot tell what it allows: the other findings and the access "
+                "picture leave it out", "rewrite it as `ceph auth caps` takes it, a name "
+                "with quotes or spaces in quotes: pool=\"name\"") for g in sorted(grants)
+                if g.unparsed]
+        found += caps_findings(entity, caps)
     for role in roles:
         caps = users.get(role.entity, Caps(()))
         if role.service in ("cinder-volume", "nova") and images and not _covers(
-                caps, "osd", f"allow r pool={images}"):
+                caps, "osd", Grant("allow", ("r",), images)):
             found.append(Finding(
                 "no-cow-clone-from-images", ERROR, role.entity,
                 f"{role.service} cannot read the images pool {images}",
@@ -156,7 +132,7 @@ def _user_findings(state: ClusterState, spec: Spec | None) -> list[Finding]:
                 f"osd 'profile rbd-read-only pool={images}'"))
         if (role.service == "nova" and images and spec is not None
                 and spec.services["nova"].direct_snapshots
-                and not _covers(caps, "osd", f"allow rwx pool={images}")):
+                and not _covers(caps, "osd", Grant("allow", ("rwx",), images))):
             found.append(Finding(
                 "nova-no-direct-snapshots", WARNING, role.entity,
                 f"nova cannot write the images pool {images}, but direct snapshots are on",
@@ -174,12 +150,7 @@ def _user_findings(state: ClusterState, spec: Spec | None) -> list[Finding]:
     by_user: dict[str, list[str]] = defaultdict(list)
     for role in roles:
         by_user[role.entity].append(role.service)
-    for entity, services in sorted(by_user.items()):
-        if len(services) > 1:
-            found.append(Finding(
-                "shared-user", WARNING, entity, f"one user serves {', '.join(services)}",
-                "one leaked key exposes several services; caps cannot be least-privilege",
-                "one cephx user per service"))
+    found += shared_user_findings(by_user)
     by_key: dict[str, list[str]] = defaultdict(list)
     for entity, client in state.clients.items():
         by_key[client.key.reveal()].append(entity)
@@ -204,32 +175,8 @@ def _pool_findings(state: ClusterState, pools: set[str]) -> list[Finding]:
     found = []
     for name in sorted(pools & set(state.pools)):
         p = state.pools[name]
-        if state.osds_in > 1 and p.size == 1:  # a one-OSD cluster is a sandbox
-            found.append(Finding("pool-size-one", ERROR, f"pool {name}", "size 1: one copy",
-                                 "losing one disk loses data", "size 3"))
-        elif state.osds_in > 1 and p.min_size == 1:
-            found.append(Finding("pool-min-size-one", WARNING, f"pool {name}",
-                                 "min_size 1: writes go on with a single copy",
-                                 "a second failure during recovery loses acknowledged writes",
-                                 "min_size 2"))
-        if p.pg_num & (p.pg_num - 1):
-            found.append(Finding("pg-num-not-power-of-two", WARNING, f"pool {name}",
-                                 f"pg_num {p.pg_num} is not a power of two",
-                                 "placement groups differ in size: data is unevenly spread",
-                                 "a power of two"))
-    osds = counted_osds(state)
-    per_osd = sum(p.pg_num * p.size for p in state.pools.values()) / osds
-    if per_osd > state.max_pg_per_osd:
-        found.append(Finding("pgs-per-osd-over-limit", ERROR, "cluster",
-                             f"{per_osd:.0f} PGs per OSD, above mon_max_pg_per_osd "
-                             f"{state.max_pg_per_osd}", "new pools and pg_num increases "
-                             "are refused; peering is slow", "fewer PGs or more OSDs"))
-    elif state.pools and per_osd < HEALTHY_PGS_PER_OSD / 10:
-        found.append(Finding("pgs-per-osd-low", WARNING, "cluster",
-                             f"{per_osd:.0f} PGs per OSD, far below ~{HEALTHY_PGS_PER_OSD}",
-                             "data is spread over few placement groups: uneven use of disks",
-                             "raise pg_num or enable the autoscaler"))
-    return found
+        found += pool_findings(name, p.size, p.min_size, p.pg_num, state.osds_in)
+    return found + pgs_per_osd_findings(state.pools.values(), state)
 
 
 def _dir_findings(files: dict[str, FileState]) -> list[Finding]:
@@ -301,9 +248,11 @@ def audit(state: ClusterState, spec: Spec | None = None,
     pools |= {p for caps in users.values() for p in _pools_in(caps)}
     if spec is not None:
         pools |= set(spec.pools)
+    roles = {r.entity: r.service for r in recognise(state, spec)[0]}
     found = (_user_findings(state, spec) + _pool_findings(state, pools)
              + _file_findings(state, keyring_files or {})
-             + _backup_snapshot_findings(volume_snapshots or {}))
+             + _backup_snapshot_findings(volume_snapshots or {})
+             + insecure_key_findings(state, {*users, *roles}, roles))
     return sorted(found, key=lambda f: (f.severity != ERROR, f.id, f.entity))
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from pathlib import Path
 
+from cephstack import FORMAT_VERSION
 from cephstack.commands.common import EXIT_CODES, add_output, print_out, would_overwrite
 from cephstack.errors import EXIT_FAILED
 
@@ -31,9 +33,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     for old, new in replacements.items():
         if new:
             text = text.replace(old, new, 1)
+    # A name of its own for this spec's records in the cluster: another spec (cloud) on
+    # the same cluster never prunes what this one created (docs/spec.md).
+    text = text.replace("\ncluster:\n", f"\nid: cloud-{secrets.token_hex(4)}  # names this "
+                        "spec's records in the cluster\n\ncluster:\n", 1)
     write_atomic(str(out), text, 0o644, dir_mode=0o755)  # never through a planted link
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "spec": str(out)}))
+        print_out(json.dumps({"format_version": FORMAT_VERSION, "spec": str(out)}))
     else:
         print_out(f"Wrote {out}. Next: cephstack plan -f {out}")
     return 0
@@ -41,7 +47,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("init", help="write the default spec", formatter_class=fmt,
-                       epilog=EXIT_CODES, description="Write the default spec (the seed "
+                       epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack init\n"
+                           "  cephstack init --render-dir /etc/cephstack/openstack\n"
+                           "  cephstack init --out site.yaml --conf /etc/ceph/site.conf --force\n"),
+                       description="Write the default spec (the seed "
                        "guide's layout with least-privilege caps), commented.")
     p.add_argument("--out", default="cephstack.yaml", help="default: cephstack.yaml")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -1,5 +1,7 @@
 """Merge cephstack's sections into a service file on disk: nothing else changes, the file
-keeps its owner, group and mode, a backup is kept, the diff shows only changed lines."""
+keeps its owner, group and mode, the diff shows only changed lines. The file as it was
+before cephstack first changed it stays as <file>.cephstack.orig (never overwritten), the
+one before the latest merge as <file>.cephstack.bak."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cephstack.errors import CephstackError
-from cephstack.render.drift import read_rendered
 from cephstack.render.existing import merge_service_file
 from cephstack.render.ini import Section
-from cephstack.safefiles import write_atomic
+from cephstack.safefiles import read_regular_file, write_atomic
 
-BACKUP_SUFFIX = ".cephstack.bak"
+BACKUP_SUFFIX = ".cephstack.bak"  # the file before the latest merge
+ORIGINAL_SUFFIX = ".cephstack.orig"  # the file before cephstack first changed it: kept once
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def merge_file(path: Path, sections: list[Section], service_file: str,
     if stat.S_ISLNK(st.st_mode):
         raise CephstackError(f"{path} is a symbolic link (to {os.readlink(path)}): cephstack "
                              "does not write through links", hint="give the file itself")
-    before = read_rendered(path) or ""
+    found = read_regular_file(str(path), "service file")  # no link, no FIFO
+    before = found[0] if found else ""
     merged = merge_service_file(str(path), before, sections, service_file)
     diff = "".join(difflib.unified_diff(before.splitlines(keepends=True),
                                         merged.text.splitlines(keepends=True),
@@ -54,6 +57,8 @@ def merge_file(path: Path, sections: list[Section], service_file: str,
     if changed and not dry_run:
         mode = stat.S_IMODE(st.st_mode)
         owner, group = _name(pwd.getpwuid, st.st_uid), _name(grp.getgrgid, st.st_gid)
+        if not os.path.lexists(str(path) + ORIGINAL_SUFFIX):
+            write_atomic(str(path) + ORIGINAL_SUFFIX, before, mode, owner, group, secret=False)
         write_atomic(str(path) + BACKUP_SUFFIX, before, mode, owner, group, secret=False)
         write_atomic(str(path), merged.text, mode, owner, group, secret=False)
     return MergeOutcome(str(path), changed, diff, merged.notes)

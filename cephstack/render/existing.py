@@ -23,6 +23,14 @@ _STORE_OPTIONS = {"file": ("filesystem_store_",),
                   "swift": ("swift_", "default_swift_reference"), "cinder": ("cinder_",),
                   "s3": ("s3_store_",), "vmware": ("vmware_",)}
 RBD_DRIVER = "cinder.volume.drivers.rbd.RBDDriver"
+# Choices a host made that cephstack's value would silently undo: (section, option) ->
+# (the service kind whose `replace_existing: true` allows it, what would be lost).
+GUARDED = {("DEFAULT", "backup_driver"): (
+               "cinder-backup", "the backups made with that driver could no longer be "
+               "restored"),
+           ("libvirt", "images_type"): (
+               "nova", "running instances' disks would be looked for in Ceph, not where "
+               "they are")}
 
 
 @dataclass(frozen=True)
@@ -111,12 +119,15 @@ def _check_cinder(path: str, ini: IniLines, sections: list[Section]) -> None:
             continue
         if group_name(name) != group_name(ours[pool].name):
             backend = have.get("volume_backend_name", name)
+            uuid = have.get("rbd_secret_uuid")
             raise CephstackError(
                 f"{path}: [{name}] is already the Ceph backend of pool {pool} (volume_backend_"
                 f"name {backend}); cephstack would add [{ours[pool].name}] for the same pool",
                 hint=f"adopt it, so its volumes and volume types keep working: services."
                 f"cinder-volume.backends: {{{pool}: {{section: {name}, volume_backend_name: "
-                f"{backend}}}}} (cephstack import --cinder-conf reads it)")
+                f"{backend}}}}}" + (f" and services.cinder-volume.secret_uuid: {uuid} (the "
+                                    "computes' libvirt secret)" if uuid else "")
+                + " (cephstack import --cinder-conf reads it)")
         _check_secret(path, have, _options(ours[pool]), "cinder-volume", f"[{name}]")
 
 
@@ -135,10 +146,27 @@ def merge_service_file(path: str, text: str, sections: list[Section],
                                                     if s.name == "libvirt"), None)):
         _check_secret(path, ini.section_options("libvirt"), _options(libvirt), "nova",
                       "[libvirt]")
+    _check_guarded(path, ini, sections)
     for section in sections:
         for option in section.options:
             ini.apply(option, section.name)
     return Merged(ini.text(), tuple(notes))
+
+
+def _check_guarded(path: str, ini: IniLines, sections: list[Section]) -> None:
+    """A choice the file made that cephstack would replace (GUARDED) is kept: the merge is
+    refused, naming what would be lost and the spec setting that allows it."""
+    for section in sections:
+        for option in section.options:
+            guard = GUARDED.get((section.name, option.key))
+            have = ini.value(section.name, option.key)
+            if guard and option.merge != "replace" and have and have != option.value:
+                kind, lost = guard
+                raise CephstackError(
+                    f"{path}: [{section.name}] {option.key} is {have}; cephstack would change "
+                    f"it to {option.value} and {lost}; nothing was changed",
+                    hint=f"keep this host's choice (leave the {kind} role off this host), or "
+                    f"allow the change in the spec: services.{kind}.replace_existing: true")
 
 
 def adopted_pins(cinder_conf: str | None, nova_conf: str | None, cinder_user: str | None,

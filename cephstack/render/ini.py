@@ -12,7 +12,9 @@ class Option:
     why: str = ""  # a one-line comment written above the option
     # How --merge-into treats a file that already sets it: "set" replaces the value;
     # "list" adds the comma-separated items missing (other backends stay); "absent" sets
-    # it only when the file has no value (an existing default stays the default).
+    # it only when the file has no value (an existing default stays the default);
+    # "replace" is "set" where the spec allows replacing a choice the host made (a non-Ceph
+    # backup_driver, say), which merging otherwise refuses (cephstack.render.existing).
     merge: str = "set"
 
 

@@ -39,7 +39,7 @@ services:
   glance:        {{user: glance, pools: [images, images-b]}}
   cinder-volume: {{user: cinder-volume, pools: [volume, volume-b]}}
   cinder-backup: {{user: cinder-backup, pool: backups}}
-  nova:          {{user: nova, pool: vm-b}}
+  nova:          {{user: nova, pool: vm-b, replace_existing: true}}  # qcow2 -> rbd
 mirroring: {{primary: site-a, secondary: site-b, pools: [volume], schedule: 1m}}
 keyrings: {{directory: {keys}}}
 """

@@ -21,7 +21,11 @@ OWN_POOL = {"glance": "images", "cinder-volume": "volume", "cinder-backup": "bac
 @pytest.fixture(scope="module")
 def rendered(cluster):
     spec = cluster.write_spec()
-    spec.write_text(spec.read_text() + f"\nrender: {{directory: {cluster.workdir / 'out'}}}\n")
+    # The hand-kept nova.conf below uses qcow2: this spec lets the merge replace it.
+    spec.write_text(spec.read_text().replace("    direct_snapshots: false\n",
+                                             "    direct_snapshots: false\n"
+                                             "    replace_existing: true\n")
+                    + f"\nrender: {{directory: {cluster.workdir / 'out'}}}\n")
     assert cluster.cli("apply", "-f", str(spec), "--yes").returncode == 0
     proc = cluster.cli("render", "-f", str(spec))
     assert proc.returncode == 0, proc.stderr
@@ -58,6 +62,35 @@ def test_render_again_changes_nothing(cluster, rendered):
     spec, _ = rendered
     again = cluster.cli("render", "-f", str(spec), "--output", "json")
     assert {f["state"] for f in json.loads(again.stdout)["files"]} == {"unchanged"}
+
+
+def test_render_dry_run_writes_nothing(cluster, rendered):
+    """Issue 19: a hand-edited fragment and an obsolete file (listed by the last render,
+    no longer rendered) survive `render --dry-run`, which only says what would change."""
+    spec, out = rendered
+    cinder = out / "controller/fragments/cinder.conf"
+    edited = cinder.read_text().replace("rbd_pool = volume", "rbd_pool = volumes")
+    cinder.write_text(edited)
+    obsolete = out / "compute/etc/ceph/ceph.client.old-nova.keyring"
+    obsolete.write_text("[client.old-nova]\n")
+    index = out / "RENDERED.json"
+    listed = json.loads(index.read_text())
+    listed["files"].append("compute/etc/ceph/ceph.client.old-nova.keyring")
+    index.write_text(json.dumps(listed, indent=2) + "\n")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    dry = cluster.cli("render", "-f", str(spec), "--dry-run", "--output", "json")
+    assert dry.returncode == 0, dry.stderr
+    doc = json.loads(dry.stdout)
+    states = {f["path"]: f["state"] for f in doc["files"] if f["state"] != "unchanged"}
+    assert doc["dry_run"] is True
+    assert states == {str(cinder): "updated", str(obsolete): "removed", str(index): "updated"}
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    text = cluster.cli("render", "-f", str(spec), "--dry-run")
+    assert f"would be updated {cinder}" in text.stdout and "Nothing was written" in text.stdout
+    assert cinder.read_text() == edited and obsolete.exists()
+    real = cluster.cli("render", "-f", str(spec))  # without --dry-run: both are set right
+    assert real.returncode == 0, real.stderr
+    assert "rbd_pool = volume\n" in cinder.read_text() and not obsolete.exists()
 
 
 def test_plan_reports_drift_of_rendered_files_and_apply_restores_them(cluster, rendered):

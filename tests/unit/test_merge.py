@@ -149,7 +149,12 @@ def test_owner_group_mode_comments_crlf_and_duplicates(tmp_path):
     text = ("# nova.conf\r\n[DEFAULT]\r\nmy_ip = 10.0.0.5\r\n[libvirt]\r\nvirt_type = kvm\r\n"
             "images_type = qcow2\r\n[libvirt]\r\nimages_type = raw\r\n[ libvirt ]\r\n"
             "rbd_user = nova\r\n")
-    path, outcome = merge(tmp_path, "nova.conf", text, "nova", mode=0o640, group="daemon")
+    # images_type qcow2/raw -> rbd: a replacement the spec must allow (test_brownfield.py)
+    replacing = parse_spec(DEFAULT_SPEC.replace("    direct_snapshots: false\n",
+                                                "    direct_snapshots: false\n"
+                                                "    replace_existing: true\n"))
+    path, outcome = merge(tmp_path, "nova.conf", text, "nova", replacing, mode=0o640,
+                          group="daemon")
     st = path.stat()
     assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_uid == 0
     assert grp.getgrgid(st.st_gid).gr_name == "daemon"
