@@ -1,16 +1,24 @@
-"""Remove what verify runs created, and nothing else: images whose names carry a run's
-marker, the run's probe object and probe pool (one name per run, removed by name), and the
-run's record in the lock store.
+"""Remove what verify runs created, and nothing else: images and trash entries whose names
+carry a run's marker (their snapshots and clones with them), the run's probe object and
+probe pool (one name per run, removed by name), and the run's record in the lock store.
+Verify works in each pool's default namespace and creates no namespace.
 
-Nothing here lists a pool's objects: images are found with `rbd list` (one read of the
-pool's rbd_directory), probes by their name. `verify --cleanup` removes the leftovers of
-runs that are no longer alive and never touches a live run: a run's lock record (with its
-run id) exists before it creates anything, and the images are listed before the records
-are read, so an image of a live run always has its live record in the same look.
+A run stopped at any moment leaves only such names: an image half created (listed, no
+header yet) is removed by `rbd remove` like any other, an image half removed sits in the
+trash under its name. After removing, the pools are listed again: what is still there
+makes the cleanup fail, naming it.
+
+Nothing here lists a pool's objects: images are found with `rbd list` and `rbd trash ls`
+(one read each of the pool's rbd_directory and rbd_trash), probes by their name.
+`verify --cleanup` removes the leftovers of runs that are no longer alive and never
+touches a live run: a run's lock record (with its run id) exists before it creates
+anything, and the images are listed before the records are read, so an image of a live
+run always has its live record in the same look.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as errnos
 from dataclasses import dataclass, field
 
@@ -50,6 +58,21 @@ def _images(admin: CephConnection, pools: list[str]) -> list[tuple[str, str]]:
             if run_of(n) is not None]
 
 
+def _trash(admin: CephConnection, pools: list[str]) -> list[tuple[str, str, str]]:
+    """(pool, image id, name) of every trash entry carrying a run marker, at once."""
+    listed = admin.concurrently([lambda p=p: list(admin.rbd("trash_list", p)) for p in pools])
+    return [(p, t["id"], t["name"]) for p, entries in zip(pools, listed, strict=True)
+            for t in entries if run_of(t["name"]) is not None]
+
+
+def _remove_trashed(admin: CephConnection, pool: str, image_id: str) -> None:
+    try:
+        admin.rbd("trash_remove", pool, image_id, force=True)
+    except CephCommandError as e:
+        if e.errno != errnos.ENOENT:
+            raise
+
+
 def _remove_probe(admin: CephConnection, pool: str, name: str) -> bool:
     try:
         with admin.ioctx(pool) as ioctx:
@@ -86,7 +109,11 @@ def cleanup(admin: CephConnection, pools: list[str], runs: set[str],
             _remove_image(admin, pool, name)
         except CephCommandError as e:
             if e.errno == errnos.ENOENT:
-                return True  # gone already (removed with its run by someone else)
+                # Gone already, or created only half (no header to open): `rbd remove`
+                # takes away what there is.
+                with contextlib.suppress(CephCommandError):
+                    admin.rbd("remove", pool, name)
+                return True
             if e.errno not in (errnos.EBUSY, errnos.ENOTEMPTY, errnos.EEXIST):
                 raise
             return False  # it still has clones: the next pass, once they are gone
@@ -99,9 +126,16 @@ def cleanup(admin: CephConnection, pools: list[str], runs: set[str],
         done = admin.concurrently([lambda p=p, n=n: attempt(p, n) for p, n in left])
         removed += [f"image {p}/{n}" for (p, n), ok in zip(left, done, strict=True) if ok]
         left = [image for image, ok in zip(left, done, strict=True) if not ok]
+    trashed = [t for t in _trash(admin, pools) if run_of(t[2]) in runs]
+    admin.concurrently([lambda p=p, i=i: _remove_trashed(admin, p, i) for p, i, _ in trashed])
+    removed += [f"trash {p}/{n} (id {i})" for p, i, n in trashed]
+    # Listed again: what is still there (a removal that did nothing) is named, not hidden.
+    images, trashed = _images(admin, pools), _trash(admin, pools)
+    left = [f"image {p}/{n}" for p, n in images if run_of(n) in runs] + [
+        f"trash {p}/{n} (id {i})" for p, i, n in trashed if run_of(n) in runs]
     if left:
         raise CephCommandError("verify cleanup", errnos.EBUSY,
-                               f"could not remove {', '.join(f'{p}/{n}' for p, n in left)}")
+                               f"could not remove {', '.join(left)}")
     return removed
 
 
@@ -109,11 +143,13 @@ def cleanup_leftovers(admin: CephConnection, pools: list[str]) -> Leftovers:
     """`verify --cleanup`: remove what runs that are no longer alive left behind."""
     existing = set(admin.mon("osd pool ls") or [])
     images = _images(admin, [p for p in pools if p in existing])
+    trashed = _trash(admin, [p for p in pools if p in existing])
     # Read after listing: a run that made any of these images has its record already.
     records = [h for h in runlock.holders(admin) if h.run]
     live = {h.run for h in records if h.alive()}
     dead = [h for h in records if h.run not in live]
-    runs = {run_of(n) for _, n in images} | {h.run for h in dead}
+    runs = {run_of(n) for _, n in images} | {run_of(n) for _, _, n in trashed}
+    runs |= {h.run for h in dead}
     runs |= {run_of(p) for p in existing if MARKER in p}
     runs = {r for r in runs if r is not None} - live
     result = Leftovers(live_runs=sorted(r for r in live if r is not None))

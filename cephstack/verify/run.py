@@ -17,7 +17,12 @@ from collections.abc import Callable
 from cephstack import interrupt
 from cephstack.ceph import runlock
 from cephstack.ceph.adapter import CephConnection
-from cephstack.errors import CephstackError, Interrupted
+from cephstack.errors import (
+    CephstackError,
+    CleanupIncomplete,
+    Interrupted,
+    StoppedInStep,
+)
 from cephstack.spec.load import SERVICE_KINDS, Spec
 from cephstack.verify import cinder, config, privilege, workflows
 from cephstack.verify.cleanup import cleanup
@@ -26,10 +31,6 @@ from cephstack.verify.model import RunNames, VerifyReport
 from cephstack.verify.progress import Progress
 from cephstack.verify.runner import ABORTS, Runner
 from cephstack.verify.workflows import Context, Identity
-
-
-class CleanupIncomplete(CephstackError):
-    """An interrupted run could not remove everything it made."""
 
 
 def cleanup_budget(admin: CephConnection) -> float:
@@ -60,8 +61,11 @@ def run_verify(spec: Spec, admin: CephConnection, only: str | None = None,
              if progress is not None and lock_wait > 0 else contextlib.nullcontext())
     with contextlib.ExitStack() as stack:
         with waits:  # the live line only while the lock is awaited
-            lock = stack.enter_context(runlock.hold(admin, "verify", runlock.SHARED,
-                                                    lock_wait, run=names.run_id))
+            try:
+                lock = stack.enter_context(runlock.hold(admin, "verify", runlock.SHARED,
+                                                        lock_wait, run=names.run_id))
+            except ABORTS as e:
+                raise StoppedInStep(e, "take the cluster's run lock") from None
         try:
             report = _run(spec, admin, only, progress, names, evacuate_wait)
         except CleanupIncomplete:
@@ -97,8 +101,10 @@ def _run(spec: Spec, admin: CephConnection, only: str | None,
         needed.add("cinder-volume")
     try:
         _workflows(ctx, runner, report, admin, services, needed, only, evacuate_wait)
-    except ABORTS as e:
+    except StoppedInStep as e:
         report.aborted = e
+    except ABORTS as e:
+        report.aborted = StoppedInStep(e, runner.stopped_in or "between steps")
     except BaseException as e:  # a failure, Ctrl-C or SIGTERM: clean up, then let it go on
         _finish(ctx, runner, report, admin, runs)
         if isinstance(e, Interrupted) and report.cleanup_error is not None:
@@ -121,6 +127,8 @@ def _finish(ctx: Context, runner: Runner, report: VerifyReport, admin: CephConne
                 ident.conn.close()
     try:
         report.cleanup += cleanup(admin, list(ctx.spec.pools), runs)
+    except ABORTS as e:
+        report.cleanup_error = StoppedInStep(e, "cleanup")
     except CephstackError as e:
         report.cleanup_error = e
 
@@ -148,7 +156,8 @@ def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephCo
             first.append(lambda: workflows.glance(ctx, runner))
         if "cinder-backup" in services and {"cinder-backup", "cinder-volume"} <= connected:
             first += [lambda b=b: cinder.backup(ctx, runner, b) for b in volume_backends]
-        first += [lambda t=t: t.start(runner.progress) for t, _ in takeovers]
+        first += [lambda t=t: t.start(runner.progress, lambda: runner.stopped is not None)
+                  for t, _ in takeovers]
         runner.parallel(first)
         for takeover, _ in takeovers:
             takeover.launch()  # from this thread: the second host lives as long as it
@@ -171,7 +180,10 @@ def _workflows(ctx: Context, runner: Runner, report: VerifyReport, admin: CephCo
             # Glance deletes an image only once the volumes and disks cloned from it are
             # gone, as Cinder and Nova would have deleted them.
             others = [p for p in spec.pools if p != ctx.images_pool]
-            report.cleanup += cleanup(admin, others, {ctx.names.run_id})
+            try:
+                report.cleanup += cleanup(admin, others, {ctx.names.run_id})
+            except ABORTS as e:
+                raise StoppedInStep(e, "remove the clones before Glance's delete") from None
             workflows.glance_delete(ctx, runner)
     finally:
         for takeover, _ in takeovers:

@@ -10,14 +10,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cephstack import interrupt
-from cephstack.errors import CephstackError, ClusterUnreachable, OpTimedOut, PermissionDenied
+from cephstack.errors import (
+    CephstackError,
+    CheckFailed,
+    ClusterUnreachable,
+    OpTimedOut,
+    PermissionDenied,
+)
 from cephstack.verify.model import FAIL, PASS, SKIP, StepResult
 from cephstack.verify.progress import Progress, Silent
-
-
-class CheckFailed(CephstackError):
-    """A workflow ran but its result is wrong (data mismatch, a full copy instead of a clone)."""
-
 
 # The cluster stopped answering (or cannot be reached): not a finding about a service.
 # The step is recorded as failed with that cause, and the run stops: every later step
@@ -55,6 +56,7 @@ class Runner:
         # The first step that found the cluster not answering: the run stops there, and
         # steps of other lanes still in flight are not findings (they are skipped).
         self.stopped: CephstackError | None = None
+        self.stopped_in = ""  # ... and the id of its step
 
     @property
     def results(self) -> list[StepResult]:
@@ -93,7 +95,7 @@ class Runner:
             with self._lock:
                 first = self.stopped is None
                 if first:
-                    self.stopped = e
+                    self.stopped, self.stopped_in = e, f"{service}: {name}"
             if first:
                 self._record(StepResult(
                     service, name, FAIL, time.monotonic() - started, error=e.message,
