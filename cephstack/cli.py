@@ -25,10 +25,12 @@ from cephstack import __version__
 from cephstack.commands import (
     adopt,
     common,
+    completion,
     fence,
     host,
     init,
     plan_apply,
+    records,
     render,
     report,
     rotate,
@@ -40,8 +42,9 @@ from cephstack.commands.common import EXIT_CODES, print_err, print_out
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
 
 # The order of `cephstack --help`.
-_FAMILIES = (init, plan_apply, verify, adopt, status, fence, rotate, report, render, host,
-             sandbox)
+# completion comes last: it reads every command registered before it.
+_FAMILIES = (init, plan_apply, verify, adopt, status, fence, rotate, records, report, render,
+             host, sandbox, completion)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -75,12 +78,15 @@ def _command_named(argv: list[str] | None) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI. Without `argv` it is the process itself (sys.argv): a signal that arrives
+    once the command has finished is then ignored (its result stands and the exit code is
+    the command's), not left to Python's default handler at exit."""
     args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     as_json = getattr(args, "output", None) == "json"
     debug = args.debug or bool(os.environ.get("CEPHSTACK_DEBUG"))
     common.reset_output()
     try:
-        code = _run(args, as_json)
+        code = _run(args, as_json, keep_handlers=argv is None)
     except CephstackError as e:
         if debug:
             raise
@@ -108,8 +114,10 @@ def _report(error: dict, text: str, code: int, as_json: bool) -> int:
     return code
 
 
-def _run(args: argparse.Namespace, as_json: bool) -> int:
-    """Run the command in a worker thread; the main thread waits and handles signals."""
+def _run(args: argparse.Namespace, as_json: bool, keep_handlers: bool = False) -> int:
+    """Run the command in a worker thread; the main thread waits and handles signals.
+    `keep_handlers`: leave the recording handlers in place afterwards (the process ends
+    with the command)."""
     from cephstack import interrupt
     interrupt.reset()
     if threading.current_thread() is not threading.main_thread():
@@ -134,8 +142,9 @@ def _run(args: argparse.Namespace, as_json: bool) -> int:
         if interrupt.requested() is not None:
             _interrupted(done, outcome, as_json)  # returns only if the command had finished
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not keep_handlers:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     error = outcome.get("error")
     if isinstance(error, BaseException):
         raise error

@@ -135,6 +135,14 @@ class StalePlan(CephstackError):
     kind = "stale-plan"
 
 
+class SeveralClustersUsage(CephstackError):
+    """A command or option that names one cluster, given a spec of several (or the
+    reverse): refused before any cluster is contacted."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "bad-arguments"
+
+
 class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
     """SIGINT or SIGTERM arrived: raised at the next safe point of the command's thread.
     A BaseException, so that `except Exception` in steps does not swallow it."""
@@ -145,3 +153,122 @@ class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class BundleRefused(CephstackError):
+    """`host install` refused a bundle (its MANIFEST.json or a file in it) as untrusted
+    input, before any change."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "bundle-refused"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint or "nothing was changed; render the bundle again "
+                         "(cephstack render) and copy it whole")
+
+
+class BadArguments(CephstackError):
+    """Arguments, or a file given as input (a verify report), that the command cannot use."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "invalid-arguments"
+
+
+def error_json(e: Exception) -> dict[str, Any]:
+    """The `error` object of any exception: one cluster's failure in a fleet's JSON."""
+    if isinstance(e, CephstackError):
+        return e.as_json()
+    return {"kind": "failed", "message": str(e), "hint": None}
+
+
+def error_text(e: Exception) -> str:
+    """An error under its cluster's heading: its hint indented below it."""
+    return str(e).replace("\n", "\n  ")
+
+
+class SharedCluster(CephstackError):
+    """Two clusters: entries reach the same Ceph cluster: --prune would remove what the
+    other entry declares. The spec's mistake (exit 2), found once connected."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "invalid-spec"
+
+
+class SandboxError(CephstackError):
+    pass
+
+
+class SandboxArgumentError(SandboxError):
+    exit_code = EXIT_BAD_INPUT
+    kind = "invalid-arguments"
+
+
+class CapsSyntaxError(ValueError):
+    pass
+
+
+class ReplicationTimedOut(CephstackError):
+    """A mirrored image did not reach the secondary within the allowed time."""
+
+    exit_code = EXIT_TIMEOUT
+    kind = "timeout"
+
+
+class MirrorError(CephstackError):
+    """Mirroring cannot be set up as asked (a missing pool, an image not mirrored...)."""
+
+
+class ApplyFailed(CephstackError):
+    """Steps of a round failed. If one of them timed out (a monitor lost, a pool whose
+    placement groups no OSD serves), the whole failure is a timeout: exit code and hint
+    say so, and name what did not answer."""
+
+    def __init__(self, done: list[str], failures: list[tuple[str, Exception]]) -> None:
+        lines = [f"  {what}: {err.message if isinstance(err, OpTimedOut) else err}"
+                 for what, err in failures]
+        timeouts = [err for _, err in failures if isinstance(err, OpTimedOut)]
+        hint = "fix the cause and run apply again: it continues from where it stopped"
+        if timeouts:
+            hint = f"{timeouts[0].hint}; then run apply again: it continues from where it stopped"
+            self.exit_code = EXIT_TIMEOUT
+            self.kind = OpTimedOut.kind
+        super().__init__(
+            f"apply stopped: {len(failures)} step(s) failed, {len(done)} done and kept:\n"
+            + "\n".join(lines), hint=hint)
+        self.done = done
+        self.failures = failures
+
+    def details(self) -> dict[str, object]:
+        return {"done": list(self.done), "failures": [
+            {"step": what, **(err.as_json() if isinstance(err, CephstackError)
+                              else {"kind": "failed", "message": str(err)})}
+            for what, err in self.failures]}
+
+
+class BadTarget(CephstackError):
+    """An address fence must not cut off (or none at all): refused before any change."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "invalid-arguments"
+
+
+class CheckFailed(CephstackError):
+    """A workflow ran but its result is wrong (data mismatch, a full copy instead of a clone)."""
+
+
+class StoppedInStep(CephstackError):
+    """The run stopped because the cluster did not answer (`cause`, one of ABORTS) in
+    `step`: the error says what did not answer and where the run was; its exit code and
+    JSON kind are the cause's."""
+
+    def __init__(self, cause: CephstackError, step: str) -> None:
+        super().__init__(f"{cause.message}; verify stopped in step '{step}'", cause.hint)
+        self.cause, self.step = cause, step
+        self.exit_code, self.kind = cause.exit_code, cause.kind
+
+    def details(self) -> dict[str, object]:
+        return {**self.cause.details(), "step": self.step}
+
+
+class CleanupIncomplete(CephstackError):
+    """An interrupted run could not remove everything it made."""

@@ -1,5 +1,5 @@
-"""The connection to a cluster: the rados/rbd bindings are imported only here and in the
-other modules of cephstack.ceph, which build on it.
+"""The connection to a cluster: the rados/rbd bindings are imported only here; the other
+modules of cephstack.ceph use its public methods.
 
 It opens connections, sends mon commands as JSON, runs independent commands
 concurrently (the monitor folds concurrent proposals into one commit round), and
@@ -10,59 +10,38 @@ from __future__ import annotations
 
 import errno as errnos
 import json
-import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any
 
 import rados
 
-from cephstack import interrupt
-from cephstack.ceph.failures import auth_hint, typed_error
-from cephstack.errors import AuthFailed, CephCommandError, ClusterUnreachable, OpTimedOut
+from cephstack.ceph.clusteraccess import (  # ClusterAccess, DEFAULT_OP_TIMEOUT re-exported
+    DEFAULT_OP_TIMEOUT,
+    ClusterAccess,
+    check_files,
+    connect_failure,
+    librados_conf,
+    whole_seconds,
+)
+from cephstack.ceph.failures import auth_hint, before_call, note_timeout, reached, typed_error
+from cephstack.errors import AuthFailed, CephCommandError, OpTimedOut
 
 MAX_CONCURRENT = 4096  # calls in flight at once (threads); see CephConnection.concurrently
-# `auth add` of this entity with the caps to check and, last, a cap type no monitor knows:
-# the monitor parses every cap before it looks at the entity, so the command always fails
-# and never changes anything; the error names the first cap it refused, or the sentinel.
-CAPS_CHECK_ENTITY = "client.cephstack-caps-check"
-_CAPS_SENTINEL = "cephstack-caps-check"
 RBD_INFO = "rbd_info"
 POOL_VALIDATED = b"overwrite validated"  # what librbd writes once a pool is validated
 POOL_VALIDATING = b"validate"  # ... and before that, once its snapshot is allocated
 
-
-@dataclass(frozen=True)
-class ClusterAccess:
-    """How to reach a cluster: ceph.conf, keyring and the cephx client name."""
-
-    conf: str
-    keyring: str | None = None
-    client: str = "client.admin"
-    connect_timeout: float = 10.0
-    # Every monitor command and OSD operation gives up after this (rados_mon_op_timeout,
-    # rados_osd_op_timeout): no command waits forever on a monitor or a placement group.
-    op_timeout: float = 30.0
+__all__ = ["DEFAULT_OP_TIMEOUT", "CephConnection", "ClusterAccess"]
 
 
-DEFAULT_OP_TIMEOUT = ClusterAccess.op_timeout
-
-
-def _rados_id(client: str) -> str:
-    return client.removeprefix("client.")
-
-
-def _seconds(value: float) -> str:
-    """librados takes whole seconds; never 0 (which means "wait forever")."""
-    return str(max(1, math.ceil(value)))
-
-
-# librbd calls that also wait for the monitors (self-managed snapshot ids come from them).
-_MON_AND_OSD_CALLS = {"create_snap", "remove_snap", "remove_snap2", "remove_snap_by_id"}
+_NO_ANSWER = object()  # see CephConnection._bounded
+# Calls that also wait for the monitors (self-managed snapshot ids come from them).
+_MON_AND_OSD_CALLS = {"create_snap", "remove_snap", "remove_snap2", "remove_snap_by_id",
+                      "create_self_managed_snap", "remove_self_managed_snap"}
 
 
 def _rbd() -> Any:
@@ -93,7 +72,7 @@ class Translated:
             waited_for = f"the monitors or the OSDs of pool '{self._pool}'"
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self._conn.checkpoint()
+            self._conn.checkpoint(f"{name} on {self._what}")
             with self._conn._translated(f"{name} on {self._what}", self._pool, waited_for):
                 return attr(*args, **kwargs)
         return call
@@ -117,34 +96,16 @@ class CephConnection:
         self._background: set[threading.Thread] = set()  # see in_background
         self._cluster = self._connect(access)
 
-    def checkpoint(self) -> None:
-        if self.interruptible:
-            interrupt.check()
+    def checkpoint(self, what: str = "a call") -> None:
+        before_call(self, what)  # SIGINT/SIGTERM; fails at once if the monitors were lost
 
     @staticmethod
     def _connect(access: ClusterAccess) -> rados.Rados:
-        if not os.path.exists(access.conf):
-            raise ClusterUnreachable(
-                f"ceph.conf not found: {access.conf}",
-                hint="pass --conf or set cluster.conf in the spec",
-            )
-        if access.keyring and not os.path.exists(access.keyring):
-            raise ClusterUnreachable(
-                f"keyring not found: {access.keyring}",
-                hint="pass --keyring or set cluster.keyring in the spec",
-            )
-        # Connecting, monitor commands and OSD operations all give up after their timeout:
-        # nothing waits forever on a monitor, a placement group or a file.
-        ops = _seconds(access.op_timeout)
-        conf = {"client_mount_timeout": _seconds(access.connect_timeout),
-                "rados_mon_op_timeout": ops, "rados_osd_op_timeout": ops,
-                "log_to_stderr": "false", "err_to_stderr": "false"}
-        if access.keyring:
-            conf["keyring"] = access.keyring
+        check_files(access)
         try:
-            cluster = rados.Rados(conffile=access.conf, rados_id=_rados_id(access.client),
-                                  conf=conf)
-            cluster.connect(timeout=int(_seconds(access.connect_timeout)))
+            cluster = rados.Rados(conffile=access.conf, conf=librados_conf(access),
+                                  rados_id=access.client.removeprefix("client."))
+            cluster.connect(timeout=int(whole_seconds(access.connect_timeout)))
         except (rados.PermissionError, rados.PermissionDeniedError):
             raise AuthFailed(
                 f"authentication failed: the monitors refused {access.client} "
@@ -152,32 +113,29 @@ class CephConnection:
                 hint=auth_hint(access),
             ) from None
         except (rados.TimedOut, rados.Error, OSError) as e:
-            raise ClusterUnreachable(
-                f"cannot reach the cluster of {access.conf} as {access.client} within "
-                f"{access.connect_timeout:g} s: {e}",
-                hint="is a monitor running at the address in mon_host? "
-                     "(a sandbox: cephstack sandbox status)",
-            ) from None
-        return cluster
+            raise connect_failure(access, e) from None  # or a key type it cannot read
+        return reached(access, cluster)  # the monitors answer (again)
 
     # -- mon commands -------------------------------------------------------
 
     def mon(self, prefix: str, inbuf: bytes = b"", *, binary_output: bool = False,
-            **args: Any) -> Any:
+            target: str | None = None, **args: Any) -> Any:
         """Send one mon command; return its JSON output (or None when it has none), or with
-        binary_output its output as bytes (`osd getcrushmap`)."""
+        binary_output its output as bytes (`osd getcrushmap`). `target`: the monitor that
+        answers it itself (`ceph tell mon.<name>`: its sessions, its configuration)."""
         cmd = {"prefix": prefix, "format": "json", **args}
-        self.checkpoint()
+        what = prefix if target is None else f"{prefix} (mon.{target})"
+        self.checkpoint(what)
         with self._count_lock:
             self.commands_sent += 1
         try:
             # The binding ignores its timeout argument: rados_mon_op_timeout bounds it.
-            ret, out, text = self._cluster.mon_command(json.dumps(cmd), inbuf)
+            ret, out, text = self._cluster.mon_command(json.dumps(cmd), inbuf, target=target)
         except rados.Error as e:
-            raise self._typed(prefix, getattr(e, "errno", None) or errnos.EIO, str(e),
+            raise self._typed(what, getattr(e, "errno", None) or errnos.EIO, str(e),
                               "the monitors") from None
         if ret != 0:
-            raise self._typed(prefix, ret, text.strip(), "the monitors")
+            raise self._typed(what, ret, text.strip(), "the monitors")
         if binary_output:
             return out
         if not out:
@@ -205,25 +163,7 @@ class CephConnection:
             raise errors[0]
         return [f.result() for f in futures]
 
-    # -- cephx users -----------------------------------------------------------
-
-    def caps_refused(self, caps: Sequence[tuple[str, str]]) -> str | None:
-        """The monitor's own parser on (daemon type, cap string) pairs, changing nothing:
-        None when it accepts them all, else its message about the first it refuses. One
-        mon command whatever their number (`auth import` itself does not check caps)."""
-        args = [word for pair in caps for word in pair] + [_CAPS_SENTINEL, "allow r"]
-        try:
-            self.mon("auth add", entity=CAPS_CHECK_ENTITY, caps=args)
-        except CephCommandError as e:
-            if e.errno != errnos.EINVAL:
-                raise
-            return None if f"'{_CAPS_SENTINEL}'" in e.ceph_message else e.ceph_message
-        # Never reached with a monitor that parses caps first (every release since 12):
-        # take back what it made and say so.
-        with suppress(CephCommandError):
-            self.mon("auth rm", entity=CAPS_CHECK_ENTITY)
-        raise CephCommandError("auth add", errnos.EPROTO,
-                               "the monitor accepted an unknown cap type: caps not checked")
+    # -- cephx users (ceph/capscheck.py asks the monitor to parse caps) ----------
 
     def import_keyring(self, blob: bytes) -> None:
         """`auth import` of a binary keyring (cephstack.ceph.cephx.keyring_blob): every entity
@@ -248,24 +188,51 @@ class CephConnection:
         client's next OSD requests carry its epoch, so the OSDs apply a change just made (a
         blocklist entry: they drop that client's watches, refuse its writes) before serving
         them. librados' blocklist_add does the same after its command, without a bound."""
-        done, failed = threading.Event(), []
+        what = "wait for the latest OSD map"
+        answer = self._bounded(self._cluster.wait_for_latest_osdmap, "osdmap",
+                               self.access.op_timeout)
+        if isinstance(answer, Exception):
+            raise self._typed(what, getattr(answer, "errno", None) or errnos.EIO,
+                              str(answer), "the monitors")
+        if answer is _NO_ANSWER:
+            raise self._typed(what, errnos.ETIMEDOUT, "no answer", "the monitors")
 
-        def wait() -> None:
+    def _bounded(self, call: Callable[[], Any], name: str, seconds: float) -> Any:
+        """call() in a thread of its own, waited for `seconds` at most: its result, the
+        exception it raised, or _NO_ANSWER (a binding call that ignores its timeouts)."""
+        answer: list[Any] = []
+        done = threading.Event()
+
+        def run() -> None:
             try:
-                self._cluster.wait_for_latest_osdmap()
-            except rados.Error as e:
-                failed.append(e)
+                answer.append(call())
+            except Exception as e:  # noqa: BLE001 - handed to the caller's thread
+                answer.append(e)
             finally:
                 done.set()
 
         self.checkpoint()
-        threading.Thread(target=wait, name="cephstack-osdmap", daemon=True).start()
-        what = "wait for the latest OSD map"
-        if not done.wait(self.access.op_timeout):
-            raise self._typed(what, errnos.ETIMEDOUT, "no answer", "the monitors")
-        if failed:
-            raise self._typed(what, getattr(failed[0], "errno", None) or errnos.EIO,
-                              str(failed[0]), "the monitors")
+        threading.Thread(target=run, name=f"cephstack-{name}", daemon=True).start()
+        return answer[0] if done.wait(seconds) else _NO_ANSWER
+
+    def mgr(self, prefix: str, hint: str | None = None, **args: Any) -> Any:
+        """One manager command, JSON in and out, answered within the operation timeout
+        (librados applies rados_mon_op_timeout to it; waited for here as well, in case).
+        `hint`: what to check when the manager does not answer."""
+        cmd = json.dumps({"prefix": prefix, "format": "json", **args})
+        answer = self._bounded(lambda: self._cluster.mgr_command(cmd, b""), "mgr",
+                               self.access.op_timeout + 1)
+        if isinstance(answer, Exception):
+            answer = (getattr(answer, "errno", None) or errnos.EIO, b"", str(answer))
+        ret, out, text = (-errnos.ETIMEDOUT, b"", "no answer") if answer is _NO_ANSWER \
+            else answer
+        ret = abs(ret)  # the binding gives a timeout as +110, other errors as negative numbers
+        if ret == errnos.ETIMEDOUT:
+            raise OpTimedOut(prefix, errnos.ETIMEDOUT, text.strip() or "no answer",
+                             "the manager", self.access.op_timeout, hint)
+        if ret != 0:
+            raise typed_error(prefix, ret, text.strip(), self.access.client, "the manager")
+        return json.loads(out) if out.strip() else None
 
     def read_objects(self, reads: Sequence[tuple[str, str, int]]
                      ) -> list[bytes | CephCommandError]:
@@ -300,14 +267,41 @@ class CephConnection:
                 ioctx.close()
         return [r if r is not None else b"" for r in results]
 
-    # -- objects and RBD images (verify, cleanup) ---------------------------------------
+    def pool_objects(self, pool: str, limit: int) -> list[tuple[str, str, bool]]:
+        """(namespace, name, has omap entries) of up to `limit` objects of `pool`, in
+        every namespace: what proves a pool empty."""
+        out = []
+        with self.ioctx(pool) as ioctx:
+            ioctx.set_namespace(rados.LIBRADOS_ALL_NSPACES)
+            found = [(o.nspace, o.key) for _, o in zip(range(limit), ioctx.list_objects(),
+                                                           strict=False)]
+            for nspace, name in found:
+                ioctx.set_namespace(nspace)
+                with rados.ReadOpCtx() as op:
+                    entries, _ = ioctx.get_omap_vals(op, "", "", 1)
+                    ioctx.operate_read_op(op, name)
+                    out.append((nspace, name, bool(list(entries))))
+        return out
+
+    # -- objects and RBD images (pool init, verify, cleanup) -----------------------------
+
+    def create_object(self, pool: str, name: str, data: bytes, what: str) -> bool:
+        """A new object holding `data`; False (nothing written) when it exists already."""
+        with self.ioctx(pool) as io, self._translated(what, pool), rados.WriteOpCtx() as op:
+            op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
+            op.write(data, 0)
+            try:
+                io.target.operate_write_op(op, name)
+            except rados.ObjectExists:
+                return False
+        return True
 
     def _typed(self, what: str, code: int, text: str, waited_for: str) -> CephCommandError:
         error = typed_error(what, code, text, self.access.client, waited_for,
                        self.access.op_timeout)
         if isinstance(error, OpTimedOut):
             self.timed_out = True
-            self.monitors_lost = self.monitors_lost or waited_for == "the monitors"
+            self.monitors_lost = note_timeout(self, what, waited_for, self._cluster.mon_command)
         return error
 
     @contextmanager
@@ -324,7 +318,7 @@ class CephConnection:
 
     @contextmanager
     def ioctx(self, pool: str) -> Iterator[Translated]:
-        self.checkpoint()
+        self.checkpoint(f"open pool {pool}")
         with self._translated(f"open pool {pool}", None):  # needs the monitors' osdmap
             ioctx = self._cluster.open_ioctx(pool)
         try:
@@ -343,6 +337,11 @@ class CephConnection:
             yield Translated(image, f"image {where}", self, pool)
         finally:
             image.close()
+
+    def rbd_cluster(self, method: str, *args: Any) -> Any:
+        """Call rbd.RBD().<method>(the cluster handle, *args): the mirroring site name."""
+        with self._translated(f"rbd {method}", None):
+            return getattr(_rbd().RBD(), method)(self._cluster, *args)
 
     def rbd(self, method: str, pool: str, *args: Any, **kwargs: Any) -> Any:
         """Call rbd.RBD().<method>(ioctx of pool, *args): create, remove, list, trash_*."""

@@ -2,7 +2,9 @@
 
 A fixed set of read-only mon commands, sent concurrently, whatever the number of pools
 and users: pools with their settings, crush rules, auth entities, the cluster's status
-(health, OSD and PG counts), the OSD tree and the config database (the monitor's limits).
+(health, OSD and PG counts), the OSD tree and the config database; then one `config diff`
+per monitor in quorum: the running settings (running.py: the limits and pool defaults
+plans depend on, wherever they are set).
 Only when some PGs are not active, one more (`pg dump pgs_brief`) says which pools they
 belong to. Then one read of one object (rbd_info) per pool whose `rbd pool init` is asked
 about, all at once. Keyring files named by the spec are read from disk.
@@ -14,14 +16,13 @@ import errno as errnos
 from collections.abc import Iterable
 from dataclasses import replace
 
+from cephstack.ceph import running
 from cephstack.ceph.adapter import POOL_VALIDATED, RBD_INFO, CephConnection
-from cephstack.errors import CephCommandError, CephstackError
+from cephstack.errors import CephCommandError, CephstackError, PlanRefused
 from cephstack.keyfiles import Secret, account_facts, read_keyring_files
 from cephstack.plan.crush import rule_reach, tree_nodes
+from cephstack.plan.keytypes import AuthFacts, UnknownRelease, auth_facts
 from cephstack.plan.state import (
-    DEFAULT_MAX_PG_PER_OSD,
-    DEFAULT_MAX_POOL_PG_NUM,
-    DEFAULT_POOL_SIZE,
     POOL_INIT_MISSING,
     POOL_INIT_STARTED,
     POOL_INIT_UNKNOWN,
@@ -49,24 +50,9 @@ def _pools(detail: list[dict], rules: dict[int, str]) -> dict[str, PoolState]:
             applications=tuple(sorted(p.get("application_metadata", {}))),
             quota_max_bytes=p.get("quota_max_bytes", 0),
             quota_max_objects=p.get("quota_max_objects", 0),
-            pool_id=int(p.get("pool_id", -1)),
+            pool_id=int(p.get("pool_id", -1)), create_time=str(p.get("create_time", "")),
         )
     return pools
-
-
-def _mon_setting(config: list[dict], name: str, default: int) -> int:
-    """A monitor setting from the config database (global or mon section), else the default.
-
-    Settings only in the monitors' ceph.conf are invisible to clients; the planner then
-    assumes Ceph's defaults."""
-    for section in ("mon", "global"):
-        for entry in config:
-            if entry.get("name") == name and entry.get("section") == section:
-                try:
-                    return int(entry["value"])
-                except (KeyError, ValueError):
-                    break
-    return default
 
 
 def _rules(dump: list[dict], tree: dict) -> dict[str, CrushRule]:
@@ -88,10 +74,10 @@ def _rules(dump: list[dict], tree: dict) -> dict[str, CrushRule]:
     return out
 
 
-def _default_rule(dump: list[dict], config: list[dict]) -> str | None:
-    """The rule `osd pool create` gives a replicated pool without one: the configured id,
-    else the replicated rule with the lowest id (as the monitor picks it)."""
-    wanted = _mon_setting(config, "osd_pool_default_crush_rule", -1)
+def _default_rule(dump: list[dict], wanted: int) -> str | None:
+    """The rule `osd pool create` gives a replicated pool without one: the configured id
+    (osd_pool_default_crush_rule), else the replicated rule with the lowest id (as the
+    monitor picks it)."""
     replicated = sorted((int(r["rule_id"]), r["rule_name"]) for r in dump
                         if r.get("type", 1) == 1)
     if wanted >= 0:
@@ -110,7 +96,8 @@ def _health(status: dict) -> Health:
         osds_in=int(osdmap.get("num_in_osds", 0)),
         pgs=int((pgmap or {}).get("num_pgs", sum(states.values()))), pg_states=states,
         # Without an active manager the monitor's PG summary is stale.
-        pgs_known=pgmap is not None and bool(status.get("mgrmap", {}).get("available", True)))
+        pgs_known=pgmap is not None and bool(status.get("mgrmap", {}).get("available", True)),
+        checks=tuple(sorted(map(str, status.get("health", {}).get("checks", {})))))
 
 
 def _pool_pg_states(conn: CephConnection, detail: list[dict]) -> dict[str, dict[str, int]] | None:
@@ -173,10 +160,11 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
         lambda: conn.mon("config dump"),
         lambda: conn.mon("osd tree"),
     ]
-    if monmap:
-        reads.append(lambda: conn.mon("mon dump"))
+    reads.append(lambda: conn.mon("mon dump"))  # also says the release and its key types
     detail, rules, auth, status, config, tree, *mons = conn.concurrently(reads)
     detail, rules, config = detail or [], rules or [], config or []
+    in_quorum = running.monitors_of(status)
+    settings = running.settings_of(running.read_diffs(conn, in_quorum), config)
     health = _health(status or {})
     # The monitor's PG summary lags the manager by seconds: a new pool's PGs may be missing
     # from it. Ask the manager per pool only then, or when some PGs are not active.
@@ -200,16 +188,31 @@ def observe(conn: CephConnection, keyring_paths: dict[str, str] | None = None,
         clients=clients,
         keyring_files=files,
         osds_in=health.osds_in,
-        max_pg_per_osd=_mon_setting(config, "mon_max_pg_per_osd", DEFAULT_MAX_PG_PER_OSD),
-        default_pool_size=_mon_setting(config, "osd_pool_default_size", DEFAULT_POOL_SIZE),
-        monmap=mons[0] if mons else {},
+        max_pg_per_osd=running.as_int(settings, "mon_max_pg_per_osd"),
+        default_pool_size=running.as_int(settings, "osd_pool_default_size"),
+        monmap=mons[0] if monmap and mons else {},
         accounts=account_facts(*keyring_owner),
-        max_pool_pg_num=_mon_setting(config, "mon_max_pool_pg_num", DEFAULT_MAX_POOL_PG_NUM),
+        max_pool_pg_num=running.as_int(settings, "mon_max_pool_pg_num"),
         rules=_rules(rules, tree or {}),
-        default_crush_rule=_default_rule(rules, config),
+        default_crush_rule=_default_rule(
+            rules, running.as_int(settings, "osd_pool_default_crush_rule")),
         health=health,
         crush_nodes=tree_nodes(tree or {}),
+        settings=settings,
+        auth=_auth(mons[0] if mons else None, status),
     )
+
+
+def _auth(monmap: dict | None, status: dict | None) -> AuthFacts:
+    """The release and its key types; a release cephstack does not know is refused."""
+    if not monmap:
+        return AuthFacts()
+    try:
+        return auth_facts(monmap, (status or {}).get("health", {}).get("checks", {}))
+    except UnknownRelease as e:
+        raise PlanRefused(f"{e}: refusing to read the cluster rather than guess",
+                          hint="upgrade cephstack (docs/releases.md lists the releases it "
+                          "knows)") from None
 
 
 def volume_snapshots(conn: CephConnection, pools: list[str]) -> dict[str, list[str]]:

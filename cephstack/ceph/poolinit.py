@@ -14,11 +14,10 @@ second after the process may have ended, instead of holding the apply up for tha
 
 from __future__ import annotations
 
-from contextlib import suppress
-
-import rados
+import errno as errnos
 
 from cephstack.ceph.adapter import POOL_VALIDATED, POOL_VALIDATING, RBD_INFO, CephConnection
+from cephstack.errors import CephCommandError
 
 
 def validate_start(conn: CephConnection, pool: str, fresh: bool = False) -> int | None:
@@ -26,37 +25,34 @@ def validate_start(conn: CephConnection, pool: str, fresh: bool = False) -> int 
     created, so rbd_info cannot exist yet and need not be read (a read would wait for the
     new PGs to peer and miss the monitor's round)."""
     what = f"rbd pool init {pool}"
+    state = b""
+    if not fresh:
+        [state] = conn.read_objects([(pool, RBD_INFO, 64)])
+        if isinstance(state, CephCommandError):
+            if state.errno != errnos.ENOENT:
+                raise state
+            state = b""
+    if state in (POOL_VALIDATED, POOL_VALIDATING):
+        return None
     with conn.ioctx(pool) as ioctx:
-        state = b""
-        if not fresh:
-            with conn._translated(what, pool), suppress(rados.ObjectNotFound):
-                state = ioctx.target.read(RBD_INFO)
-        if state in (POOL_VALIDATED, POOL_VALIDATING):
-            return None
         # A pool that refuses self-managed snapshots (pool snapshots in use) fails here.
-        with conn._translated(what, None):  # a pool op: the monitors answer it
-            snap_id = ioctx.target.create_self_managed_snap()
-        with conn._translated(what, pool), rados.WriteOpCtx() as op:
-            op.new(rados.LIBRADOS_CREATE_EXCLUSIVE)
-            op.write(POOL_VALIDATING, 0)
-            with suppress(rados.ObjectExists):
-                ioctx.target.operate_write_op(op, RBD_INFO)
-        return snap_id
+        snap_id = ioctx.create_self_managed_snap()
+    conn.create_object(pool, RBD_INFO, POOL_VALIDATING, what)  # kept when it exists
+    return snap_id
 
 
 def validate_finish(conn: CephConnection, pool: str, snap_id: int | None,
                     release_in_background: bool = False) -> None:
     """Second half: release the snapshot (in the background when asked); mark the pool
     validated (an EC pool without overwrites fails this write)."""
-    what = f"rbd pool init {pool}"
     if snap_id is not None and release_in_background:
         conn.in_background(f"release-{pool}", lambda: _release(conn, pool, snap_id))
     elif snap_id is not None:
         _release(conn, pool, snap_id)
-    with conn.ioctx(pool) as ioctx, conn._translated(what, pool):
-        ioctx.target.write(RBD_INFO, POOL_VALIDATED, 0)
+    with conn.ioctx(pool) as ioctx:
+        ioctx.write(RBD_INFO, POOL_VALIDATED, 0)
 
 
 def _release(conn: CephConnection, pool: str, snap_id: int) -> None:
-    with conn.ioctx(pool) as ioctx, conn._translated(f"rbd pool init {pool}", None):
-        ioctx.target.remove_self_managed_snap(snap_id)
+    with conn.ioctx(pool) as ioctx:
+        ioctx.remove_self_managed_snap(snap_id)

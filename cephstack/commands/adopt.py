@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from cephstack import FORMAT_VERSION
 from cephstack.commands.common import (
     CLUSTER_EXIT_CODES,
     EXIT_CODES,
@@ -14,7 +15,9 @@ from cephstack.commands.common import (
     add_output,
     connect,
     load_spec_of,
+    print_err,
     print_out,
+    settings_of,
     would_overwrite,
 )
 from cephstack.errors import EXIT_FAILED, CephstackError
@@ -28,18 +31,54 @@ exit codes:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    """The audit of every cluster of the spec (or of the one --conf names), at once, each
+    against its part of the spec."""
+    from cephstack import FORMAT_VERSION
     from cephstack.adopt.audit import exit_code
+    from cephstack.errors import error_json, error_text
     from cephstack.report.views import audit_json, audit_text, dumps
+    from cephstack.session import fleet
+    from cephstack.session.connect import connect as open_connection
+    from cephstack.spec.fleet import split
 
     spec = load_spec_of(args) if args.spec else None
-    if spec is not None and spec.clusters:  # several clusters: each at once
-        from cephstack.commands.multicommands import cmd_audit as audit_clusters
+    settings = settings_of(args)
+    named = spec is not None and bool(spec.clusters)
+    if spec is not None:
+        fleet.refuse_overrides(settings, spec)
+    runs = [fleet.ClusterRun(name, part, named=named) for name, part in split(spec).items()] \
+        if spec is not None else [fleet.ClusterRun("ceph", None, named=False)]
+    findings: dict[str, list] = {}
 
-        return audit_clusters(args, spec)
-    with connect(args, spec) as conn:
-        findings = audit_findings(args, spec, conn)
-    print_out(dumps(audit_json(findings)) if args.output == "json" else audit_text(findings))
-    return exit_code(findings)
+    def audit_one(run: fleet.ClusterRun) -> None:
+        with open_connection(settings, run.spec) as conn:
+            findings[run.name] = audit_findings(args, run.spec, conn)
+
+    fleet.each(runs, audit_one)
+    as_json = args.output == "json"
+    if not named:  # a spec's one cluster (or none): its audit, or its error, as it is
+        [run] = runs
+        if run.error is not None:
+            raise run.error
+        print_out(dumps(audit_json(findings[run.name])) if as_json
+                  else audit_text(findings[run.name]))
+        return exit_code(findings[run.name])
+    if as_json:
+        print_out(dumps({"format_version": FORMAT_VERSION, "clusters": {
+            r.name: {**(audit_json(findings[r.name]) if r.ok else {}),
+                     "error": error_json(r.error) if r.error else None} for r in runs},
+            "failed": [r.name for r in runs if not r.ok]}))
+    else:
+        for r in runs:
+            print_out(f"== cluster {r.name} ({r.spec.cluster.conf}) ==")
+            print_out(audit_text(findings[r.name]) if r.ok else
+                      f"error: {r.name}: {error_text(r.error)}")
+    failed = [r for r in runs if not r.ok]
+    for r in failed:
+        print_err(f"error: cluster {r.name}: {error_text(r.error)}")
+    if failed:
+        return getattr(failed[0].error, "exit_code", EXIT_FAILED)
+    return max((exit_code(findings[r.name]) for r in runs), default=0)
 
 
 def audit_findings(args: argparse.Namespace, spec, conn) -> list:
@@ -64,7 +103,10 @@ def audit_findings(args: argparse.Namespace, spec, conn) -> list:
     volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
                            for p in r.pools} & set(state.pools))
     snapshots = volume_snapshots(conn, volume_pools)
-    return audit(state, spec, state.keyring_files, snapshots)
+    from cephstack.adopt.trashaudit import unpurged
+
+    return audit(state, spec, state.keyring_files, snapshots) + unpurged(conn, spec,
+                                                                         volume_pools)
 
 
 def _service_files(args: argparse.Namespace):
@@ -72,8 +114,8 @@ def _service_files(args: argparse.Namespace):
     backends and libvirt secrets instead of adding new ones."""
     if not (args.cinder_conf or args.nova_conf):
         return None
-    from cephstack.render.drift import read_rendered
     from cephstack.render.existing import adopted_pins
+    from cephstack.session.drift import read_rendered
 
     def text(path: str | None) -> str | None:
         if path and (found := read_rendered(Path(path))) is None:
@@ -86,7 +128,8 @@ def _service_files(args: argparse.Namespace):
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from cephstack.adopt.describe import import_spec
+    from cephstack.adopt.describe import import_spec, read_layout
+    from cephstack.adopt.trashaudit import trash_facts
     from cephstack.ceph.observe import observe
     from cephstack.keyfiles import write_atomic
     from cephstack.spec.load import ClusterSettings
@@ -96,15 +139,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     with connect(args, None) as conn:
         state = observe(conn)
+        state = replace(state, extras=trash_facts(conn))  # Cinder's pools as they are
     access = conn.access
     cluster = ClusterSettings(str(Path(access.conf).absolute()),
                               str(Path(access.keyring).absolute()) if access.keyring else None,
                               access.client, access.connect_timeout)
     keyring_dir = str(Path(args.keyring_dir).absolute()) if args.keyring_dir else None
     write_atomic(str(out), import_spec(state, cluster, keyring_dir, args.fix,
-                                       _service_files(args)), 0o644, dir_mode=0o755)
+                                       _service_files(args),
+                                       read_layout(args.cinder_conf, args.nova_conf)),
+                 0o644, dir_mode=0o755)
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "spec": str(out), "fix": args.fix}))
+        print_out(json.dumps({"format_version": FORMAT_VERSION, "spec": str(out), "fix": args.fix}))
     else:
         print_out(f"Wrote {out}{' (least-privilege caps)' if args.fix else ''}. "
              f"Next: cephstack plan -f {out}")
@@ -113,7 +159,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("audit", help="what is wrong today for OpenStack on RBD",
-                       formatter_class=fmt, epilog=AUDIT_EXIT_CODES,
+                       formatter_class=fmt, epilog=AUDIT_EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack audit\n"
+                           "  cephstack audit --keyring-dir /etc/ceph --output json\n"
+                           "  cephstack audit -f cephstack.yaml\n"),
                        description="Read the cluster (with or without a spec) and report "
                        "findings: caps that break evacuate, copy-on-write clones or image "
                        "deletes, over-broad caps, shared keys, pools without the rbd "
@@ -126,7 +176,11 @@ def register(sub, fmt) -> None:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("import", help="write a spec that describes a hand-made cluster",
-                       formatter_class=fmt, epilog=EXIT_CODES,
+                       formatter_class=fmt, epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack import --out cephstack.yaml\n"
+                           "  cephstack import --fix --keyring-dir /etc/ceph --out cephstack.yaml\n"
+                           "  cephstack import --cinder-conf cinder.conf --nova-conf nova.conf\n"),
                        description="Write a spec describing the cluster as it is (its RBD "
                        "pools; OpenStack users recognised as services when their caps are "
                        "the compiled ones, the rest as explicit clients), so `cephstack "

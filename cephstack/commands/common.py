@@ -81,9 +81,20 @@ def add_output(p: argparse.ArgumentParser) -> None:
                    help="text for people, json for machines (default: text)")
 
 
-def add_cluster(p: argparse.ArgumentParser, spec_default: str | None = "cephstack.yaml") -> None:
-    p.add_argument("-f", "--spec", default=spec_default,
-                   help=f"spec file (default: {spec_default or 'none'})")
+DEFAULT_SPEC_FILE = "cephstack.yaml"
+
+
+def add_cluster(p: argparse.ArgumentParser, spec_default: str | None = DEFAULT_SPEC_FILE
+                ) -> None:
+    """The spec and cluster options. `spec_default` None: the spec is optional (read-only
+    commands): ./cephstack.yaml when there is one, as plan and apply read it, else none
+    (the cluster from /etc/ceph or --conf)."""
+    if spec_default is None:
+        shown = f"{DEFAULT_SPEC_FILE} when it exists here, else none"
+        spec_default = DEFAULT_SPEC_FILE if Path(DEFAULT_SPEC_FILE).is_file() else None
+    else:
+        shown = spec_default
+    p.add_argument("-f", "--spec", default=spec_default, help=f"spec file (default: {shown})")
     g = p.add_argument_group("reaching the cluster (override the spec's cluster: section)")
     g.add_argument("--conf", type=_path_arg, help="ceph.conf path")
     g.add_argument("--keyring", type=_path_arg, help="admin keyring path")
@@ -180,13 +191,6 @@ def load_spec_of(args: argparse.Namespace):
 
 
 def connect(args: argparse.Namespace, spec):
-    if spec is not None and spec.clusters:  # commands that take several go through clusters.py
-        from cephstack.commands.multicommands import SeveralClustersUsage
-
-        raise SeveralClustersUsage(
-            f"{spec.path} declares several clusters ({', '.join(spec.clusters)}); this "
-            "command works on one cluster", hint="plan, apply, audit and render take several "
-            "clusters; for this one, write a one-cluster spec (cluster:)")
     from cephstack.session.connect import connect as open_connection
 
     return open_connection(settings_of(args), spec)
@@ -211,4 +215,7 @@ def confirm(args: argparse.Namespace, question: str, refused: str) -> bool:
     if not sys.stdin.isatty():
         print_err(f"error: not a terminal and --yes not given: {refused}")
         return False
-    return input(f"{question} Only 'yes' is accepted: ").strip() == "yes"
+    if input(f"{question} Only 'yes' is accepted: ").strip() == "yes":
+        return True
+    print_err(f"cancelled: {refused}")
+    return False

@@ -10,12 +10,12 @@ from cephstack.commands.common import (
     add_cluster,
     add_only_clusters,
     add_output,
-    connect,
     load_spec_of,
     print_out,
+    settings_of,
 )
 from cephstack.commands.status import add_max_images
-from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, CephstackError
+from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED
 
 FENCE_EXIT_CODES = f"""\
 exit codes:
@@ -23,8 +23,9 @@ exit codes:
      that failed gives its code below while the others are done; several kinds: 1)
   {EXIT_FAILED}  a Ceph command failed or was refused (permission denied), or a lock could
      not be broken
-  {EXIT_BAD_INPUT}  bad input: an address that is neither a host nor IP:PORT/NONCE, an address
-     of this very process, invalid spec or arguments
+  {EXIT_BAD_INPUT}  bad input: an address that is neither a host nor IP:PORT/NONCE, no host at
+     all (0.0.0.0, ::, a range), an address of this very process, or (fence, without
+     --force) of a Ceph daemon of the cluster; invalid spec or arguments
 """ + CLUSTER_EXIT_CODES
 
 LOCKS_EXIT_CODES = f"""\
@@ -38,11 +39,6 @@ _ADDR_HELP = ("a host address (10.0.0.5: every Ceph client on that host: its QEM
               "cinder-volume, glance-api, and any Ceph daemon's own client there) or one "
               "client instance as `rbd status` and `cephstack locks` show it, IP:PORT/NONCE "
               "(10.0.0.5:0/3507576585)")
-
-
-class BadTarget(CephstackError):
-    exit_code = EXIT_BAD_INPUT
-    kind = "invalid-arguments"
 
 
 def _target(text: str):
@@ -67,105 +63,118 @@ def _targets(args: argparse.Namespace) -> tuple:
     return tuple(dict.fromkeys(args.addresses))  # in order, each once
 
 
-def _refuse_own(conn, targets: tuple) -> None:
-    from cephstack.day2.fence import own_targets
+def chosen(spec, names: list[str] | None) -> dict:
+    """The spec's part for each cluster --cluster names (every cluster without it), in the
+    spec's order; an unknown name is bad input."""
+    from cephstack.errors import SeveralClustersUsage
+    from cephstack.spec.fleet import split
 
-    own = conn.client_address()
-    mine = own_targets(targets, own)
-    if mine:
-        raise BadTarget(
-            f"{', '.join(t.text for t in mine)} would cut off this cephstack process itself "
-            f"(its connection is {own}): the fence would stop half-way",
-            hint="run fence from another host, or give the dead client's instance "
-                 "(IP:PORT/NONCE, see `cephstack locks`)")
+    parts = split(spec)
+    unknown = [n for n in dict.fromkeys(names or []) if n not in parts]
+    if unknown:
+        raise SeveralClustersUsage(
+            f"--cluster {', '.join(unknown)}: no such cluster in {spec.path}",
+            hint=f"its clusters: {', '.join(parts)}")
+    return {n: p for n, p in parts.items() if not names or n in names}
+
+
+def per_cluster(args: argparse.Namespace, spec) -> bool:
+    """Whether the output has a section per cluster (a spec with clusters:); checks
+    --cluster (it needs such a spec, and names of its clusters) and refuses --conf,
+    --keyring and --id there (each cluster is reached as the spec says)."""
+    from cephstack.errors import SeveralClustersUsage
+    from cephstack.session.fleet import refuse_overrides
+
+    only = getattr(args, "only_clusters", None)
+    if spec is not None and spec.clusters:
+        refuse_overrides(settings_of(args), spec)
+        chosen(spec, only)
+        return True
+    if only:
+        where = f"the spec {spec.path} has one cluster" if spec is not None else "no spec given"
+        raise SeveralClustersUsage(
+            f"--cluster {', '.join(only)}: {where}",
+            hint="--cluster chooses among the clusters: of a spec (-f); a one-cluster spec's "
+                 "cluster is used as it is")
+    return False
+
+
+def _progress(args: argparse.Namespace, several: bool):
+    """Per-cluster progress lines on stderr, with several clusters (one: none, as ever)."""
+    from cephstack.commands.fleetoutput import progress_printer
+
+    if not several:
+        return lambda _cluster, _line: None
+    return lambda cluster, line: progress_printer(args.output == "json", cluster)(line)
+
+
+def _show(args: argparse.Namespace, several: bool, runs, parts: list, **top) -> int:
+    """One cluster: its view as ever (its error raised as the command's); several: a
+    section each, the failures named on stderr, the combined exit code."""
+    from cephstack.commands.fleetoutput import report_failures
+    from cephstack.report.fenceviews import clusters_json, clusters_text, combined_exit_code
+    from cephstack.report.statusviews import dumps
+
+    as_json = args.output == "json"
+    if not several:
+        part, = parts
+        if part.error is not None:
+            raise part.error
+        print_out(dumps(part.document) if as_json else part.text)
+        return part.exit_code
+    print_out(dumps(clusters_json(parts, **top)) if as_json else clusters_text(parts))
+    report_failures(runs, as_json)
+    return combined_exit_code([p.code for p in parts])
 
 
 def cmd_fence(args: argparse.Namespace) -> int:
-    from cephstack.day2 import fencing as fencing
-    from cephstack.day2.fence import plan_fence
-    from cephstack.report.fenceviews import fence_json, fence_text
-    from cephstack.report.statusviews import dumps
+    from cephstack.day2 import fencing
+    from cephstack.report.fenceviews import fence_parts
+    from cephstack.session import fleet
 
     spec = load_spec_of(args) if args.spec else None
-    targets = _targets(args)
-    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
-        from cephstack.day2.multifence import fence_clusters
-
-        return fence_clusters(args, spec, targets)
-    with connect(args, spec) as conn:
-        _refuse_own(conn, targets)
-        _, status = fencing.scan(conn, spec, args.max_images)
-        entries, ranges = fencing.read_blocklist(conn)
-        plan = plan_fence(targets, status, entries, ranges, args.expire)
-        result = fencing.fence(conn, plan) if args.yes else None
-    if args.output == "json":
-        print_out(dumps(fence_json(plan, result)))
-    else:
-        print_out(fence_text(plan, result))
-    return EXIT_FAILED if result is not None and result.failed else 0
+    several = per_cluster(args, spec)
+    runs = fencing.fleet_of(spec, args.only_clusters)
+    try:
+        found = fencing.fence_fleet(
+            settings_of(args), runs, _targets(args), act=args.yes, max_images=args.max_images,
+            expire=args.expire, force=args.force, progress=_progress(args, several))
+    finally:
+        fleet.close(runs)
+    return _show(args, several, runs, fence_parts(runs, found, args.yes),
+                 dry_run=not args.yes)
 
 
 def cmd_unfence(args: argparse.Namespace) -> int:
-    from cephstack.day2 import fencing as fencing
-    from cephstack.day2.fence import plan_unfence
-    from cephstack.report.fenceviews import unfence_json, unfence_text
-    from cephstack.report.statusviews import dumps
+    from cephstack.day2 import fencing
+    from cephstack.report.fenceviews import unfence_parts
+    from cephstack.session import fleet
 
     spec = load_spec_of(args) if args.spec else None
-    targets = _targets(args)
-    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
-        from cephstack.day2.multifence import unfence_clusters
-
-        return unfence_clusters(args, spec, targets)
-    with connect(args, spec) as conn:
-        entries, ranges = fencing.read_blocklist(conn)
-        items = plan_unfence(targets, entries, ranges)
-        done = bool(args.yes)
-        if done:
-            check_removed(items, fencing.unfence(
-                conn, [i.target for i in items if i.until is not None]))
-    if args.output == "json":
-        print_out(dumps(unfence_json(items, done)))
-    else:
-        print_out(unfence_text(items, done))
-    return 0
-
-
-def check_removed(items: tuple, left: dict[str, str]) -> None:
-    """After unfence: every entry it removed must be gone from the blocklist (`left`)."""
-    stuck = [i.target.address for i in items
-             if i.until is not None and i.target.address in left]
-    if stuck:
-        raise CephstackError(f"still in the blocklist after removal: {', '.join(stuck)}",
-                             hint="another client may have added them again; "
-                                  "check `ceph osd blocklist ls`")
-
-
-def several(args: argparse.Namespace, spec) -> bool:
-    from cephstack.day2.multifence import several as across_clusters
-
-    return across_clusters(args, spec)
+    several = per_cluster(args, spec)
+    runs = fencing.fleet_of(spec, args.only_clusters)
+    try:
+        items = fencing.unfence_fleet(settings_of(args), runs, _targets(args),
+                                      act=args.yes)
+    finally:
+        fleet.close(runs)
+    return _show(args, several, runs, unfence_parts(runs, items, args.yes),
+                 dry_run=not args.yes)
 
 
 def cmd_locks(args: argparse.Namespace) -> int:
-    from cephstack.day2 import fencing as fencing
-    from cephstack.day2.fence import held_images
-    from cephstack.report.fenceviews import locks_json, locks_text
-    from cephstack.report.statusviews import dumps
+    from cephstack.day2 import fencing
+    from cephstack.report.fenceviews import locks_parts
+    from cephstack.session import fleet
 
     spec = load_spec_of(args) if args.spec else None
-    if several(args, spec):  # clusters: every one at once (cephstack/day2/multifence.py)
-        from cephstack.day2.multifence import locks_clusters
-
-        return locks_clusters(args, spec)
-    with connect(args, spec) as conn:
-        facts, status = fencing.scan(conn, spec, args.max_images)
-    held = held_images(status, facts.blocklist, facts.blocklist_ranges)
-    if args.output == "json":
-        print_out(dumps(locks_json(held, status)))
-    else:
-        print_out(locks_text(held, status))
-    return 0
+    several = per_cluster(args, spec)
+    runs = fencing.fleet_of(spec, args.only_clusters)
+    try:
+        found = fencing.locks_fleet(settings_of(args), runs, args.max_images)
+    finally:
+        fleet.close(runs)
+    return _show(args, several, runs, locks_parts(runs, found))
 
 
 def _act_flags(p: argparse.ArgumentParser, what: str) -> None:
@@ -178,7 +187,11 @@ def _act_flags(p: argparse.ArgumentParser, what: str) -> None:
 def register(sub, fmt) -> None:
     p = sub.add_parser(
         "fence", help="cut a dead host's Ceph clients off and break their locks",
-        formatter_class=fmt, epilog=FENCE_EXIT_CODES,
+        formatter_class=fmt, epilog=FENCE_EXIT_CODES + (
+            "\nexamples:\n"
+            "  cephstack fence 10.0.0.5 -f cephstack.yaml\n"
+            "  cephstack fence 10.0.0.5 -f cephstack.yaml --yes --expire 2h\n"
+            "  cephstack fence 10.0.0.5:0/3172645 -f sites.yaml --cluster edge1 --yes\n"),
         description="For a compute or controller host that died (or is cut off from the "
         "cloud but may still run), given by its address: list the OpenStack images its "
         "clients watch or lock (instance disks, volumes, Glance images: the pools the spec "
@@ -187,13 +200,20 @@ def register(sub, fmt) -> None:
         "their locks (librbd break_lock) and report what was freed; Nova on another host "
         "then takes a guest disk over at once instead of after the OSD watch timeout. "
         "Without --yes it is a dry run: reads only. Reads are bounded as status' are: at most "
-        "--max-images images opened, 16 at a time.")
+        "--max-images images opened, 16 at a time. Refused before any change: no host at all "
+        "(0.0.0.0, ::, a range or wildcard; --force does not change that), this process's "
+        "own address, and, without --force, an address of a monitor, manager, OSD, MDS, RGW "
+        "or rbd-mirror daemon of the cluster or of a host running one.")
     p.add_argument("addresses", nargs="+", metavar="ADDR", type=_target, help=_ADDR_HELP)
     p.add_argument("--expire", type=_duration, metavar="DURATION",
                    help="how long the blocklist entries last: 3600, 90s, 15m, 2h, 1d "
                    "(default: Ceph's mon_osd_blocklist_default_expire, 1 h unless changed); "
                    "`cephstack unfence` lifts them earlier")
     _act_flags(p, "blocklist and break the locks")
+    p.add_argument("--force", action="store_true",
+                   help="fence even an address of a Ceph daemon of the cluster (a monitor, "
+                   "manager, OSD, MDS, RGW or rbd-mirror daemon, or a host running one), "
+                   "refused otherwise; never 0.0.0.0, :: or a range")
     add_cluster(p, spec_default=None)
     add_only_clusters(p)
     add_max_images(p)
@@ -202,7 +222,10 @@ def register(sub, fmt) -> None:
 
     u = sub.add_parser(
         "unfence", help="remove blocklist entries fence added",
-        formatter_class=fmt, epilog=FENCE_EXIT_CODES,
+        formatter_class=fmt, epilog=FENCE_EXIT_CODES + (
+            "\nexamples:\n"
+            "  cephstack unfence 10.0.0.5 -f cephstack.yaml\n"
+            "  cephstack unfence 10.0.0.5 -f cephstack.yaml --yes\n"),
         description="Remove each address's own blocklist entry (`osd blocklist rm`): the host "
         "entry for a host address, the instance's for IP:PORT/NONCE. Entries of single "
         "clients of a host (added by fence, or by librbd when it took a lock over) are left "
@@ -217,7 +240,10 @@ def register(sub, fmt) -> None:
 
     lk = sub.add_parser(
         "locks", help="who holds each OpenStack image: locks, watchers, stale or live",
-        formatter_class=fmt, epilog=LOCKS_EXIT_CODES,
+        formatter_class=fmt, epilog=LOCKS_EXIT_CODES + (
+            "\nexamples:\n"
+            "  cephstack locks -f cephstack.yaml\n"
+            "  cephstack locks -f sites.yaml --cluster edge1 --output json\n"),
         description="Read-only: every image of the OpenStack pools that is locked or watched, "
         "named in OpenStack terms, with each lock's holder (client and address: what "
         "`cephstack fence` takes), whether it is live, held (an advisory lock) or stale (its "

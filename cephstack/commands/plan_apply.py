@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
 
@@ -13,56 +12,55 @@ from cephstack.commands.common import (
     add_lock_wait,
     add_output,
     confirm,
-    connect,
-    hold_lock,
     load_spec_of,
-    observe_for,
-    plan_for,
     print_err,
     print_out,
+    settings_of,
     would_overwrite,
 )
 from cephstack.errors import EXIT_FAILED, CephstackError
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from cephstack.report.views import dumps, plan_json, plan_text
+    from cephstack.report.planviews import view_of
+    from cephstack.session import fleet, planapply
 
     spec = load_spec_of(args)
-    if spec.clusters:  # several clusters: plan each at once (cephstack/commands/multicommands.py)
-        from cephstack.commands.multicommands import cmd_plan as plan_clusters
-
-        return plan_clusters(args, spec)
+    settings = settings_of(args)
+    fleet.refuse_overrides(settings, spec)
     if args.out and would_overwrite(Path(args.out), args.force):
         return EXIT_FAILED
-    with connect(args, spec) as conn:
-        state = _observed(args, conn, spec)
-        plan = plan_for(spec, state)
-    if args.out:
-        from cephstack.keyfiles import write_atomic
-
-        saved = plan_json(plan, spec=str(Path(args.spec).absolute()),
-                          spec_sha256=file_sha256(Path(args.spec)), prune=args.prune)
-        write_atomic(args.out, dumps(saved) + "\n", 0o644, dir_mode=0o755)
-    if args.output == "json":
-        print_out(dumps(plan_json(plan, mon_commands=conn.commands_sent)))
-    else:
-        print_out(plan_text(plan))
-        if args.out:
-            print_out(f"Saved to {args.out}: cephstack apply --plan {args.out} applies exactly "
-                 "this, or refuses if the spec or the cluster changed.")
-    if plan.refusals:
+    multi = planapply.plan(settings, spec)
+    fleet.close(multi)
+    view = view_of(spec, multi)
+    if error := view.failure():
+        raise error
+    as_json = args.output == "json"
+    said = args.out and not multi.failed and not as_json
+    if args.out and not multi.failed:
+        _save(args, view)
+    if said and view.saved_line_first:
+        print_out(view.saved_line(args.out))
+    print_out(_dumps(view.plan_json(mon_commands=True)) if as_json else view.plan_text())
+    if said and not view.saved_line_first:
+        print_out(view.saved_line(args.out))
+    _print_err(view.failure_lines(as_json))
+    if code := multi.exit_code():
+        return code
+    if multi.refused:
         return EXIT_FAILED
-    return 2 if args.detailed_exitcode and not plan.empty else 0
+    return 2 if args.detailed_exitcode and not multi.empty else 0
 
 
-def _observed(args: argparse.Namespace, conn, spec):
-    """observe_for, with cephstack's records of what it created (and, for --prune, what
-    removing them needs)."""
-    from cephstack.ceph.records import observe_with_records
+def _dumps(data: dict) -> str:
+    from cephstack.report.views import dumps
 
-    return observe_with_records(conn, lambda: observe_for(conn, spec), spec,
-                                getattr(args, "prune", False))
+    return dumps(data)
+
+
+def _print_err(lines: list[str]) -> None:
+    for line in lines:
+        print_err(line)
 
 
 def file_sha256(path: Path) -> str:
@@ -71,15 +69,25 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _save(args: argparse.Namespace, view) -> None:
+    """plan --out: the plan (no keys) and what apply --plan checks: the spec's digest and
+    each cluster's state (its fingerprint)."""
+    from cephstack.keyfiles import write_atomic
+
+    saved = view.plan_json(spec=str(Path(args.spec).absolute()),
+                           spec_sha256=file_sha256(Path(args.spec)), prune=args.prune)
+    write_atomic(args.out, _dumps(saved) + "\n", 0o644, dir_mode=0o755)
+
+
 def _saved_plan(args: argparse.Namespace) -> dict:
     """Read a saved plan; point args.spec at its spec, refusing if that spec changed."""
     from cephstack.errors import StalePlan
 
     try:
         saved = json.loads(Path(args.plan).read_text())
-        spec_path, digest, fingerprint = saved["spec"], saved["spec_sha256"], \
-            saved["fingerprint"]
-    except (OSError, ValueError, KeyError) as e:
+        spec_path, digest = saved["spec"], saved["spec_sha256"]
+        saved["fingerprint"]  # noqa: B018 - a plan saved by cephstack has one
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise CephstackError(f"{args.plan}: not a plan saved by cephstack plan --out ({e})") \
             from None
     if not Path(spec_path).is_file() or file_sha256(Path(spec_path)) != digest:
@@ -90,7 +98,7 @@ def _saved_plan(args: argparse.Namespace) -> dict:
         raise CephstackError(f"{args.plan} was saved without --prune: it removes nothing",
                              hint="run cephstack plan --prune --out again and review it")
     args.prune = bool(saved.get("prune"))  # the saved plan says whether it removes
-    return {"fingerprint": fingerprint}
+    return saved
 
 
 def _confirm(args: argparse.Namespace) -> bool:
@@ -99,131 +107,47 @@ def _confirm(args: argparse.Namespace) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from cephstack.report.views import dumps, plan_json, plan_text
-    from cephstack.session.apply import apply_plan
+    from cephstack.commands.fleetoutput import progress_printer
+    from cephstack.report.planviews import shows_names, view_of
+    from cephstack.session import fleet, planapply
 
     saved = _saved_plan(args) if args.plan else None
     spec = load_spec_of(args)
-    if spec.clusters:  # several clusters: apply to each at once (commands/multicommands.py)
-        from cephstack.commands.multicommands import cmd_apply as apply_clusters
+    settings = settings_of(args)
+    fleet.refuse_overrides(settings, spec)
+    as_json, named = args.output == "json", shows_names(spec)
+    options = planapply.ApplyOptions(yes=args.yes, saved=saved is not None,
+                                     allow_disruptive=args.allow_disruptive)
 
-        return apply_clusters(args, spec, _confirm, saved)
-    as_json = args.output == "json"
-    progress = (lambda _: None) if as_json else (lambda line: print_err(f"  {line}"))
-    early = None  # the pools created with the lock's commit (lock_creating_pools)
-    with connect(args, spec) as conn, contextlib.ExitStack() as locked:
-        state = _observed(args, conn, spec)
-        plan = plan_for(spec, state)
-        shown = None
-        if not plan.empty and creates_pools_early(args, plan):
-            shown = plan
-            if not as_json:
-                print_out(plan_text(plan))
-            plan, state, early = lock_creating_pools(args, conn, spec, plan, locked, progress)
-        elif not plan.empty:
-            # Changes ahead: take the cluster's run lock, then look again under it (another
-            # run may just have changed the cluster). A no-op apply never takes it.
-            locked.enter_context(hold_lock(args, conn, "apply"))
-            state = _observed(args, conn, spec)
-            plan = plan_for(spec, state)
-        if saved and saved["fingerprint"] != plan.fingerprint:
-            from cephstack.errors import StalePlan
+    def progress_of(name: str):
+        return progress_printer(as_json, name, named)
 
-            raise StalePlan(f"the cluster changed since {args.plan} was made (state "
-                            f"{saved['fingerprint']}, now {plan.fingerprint}); nothing applied",
-                            hint="run cephstack plan --out again and review it")
-        if not as_json and plan is not shown:
-            if shown is not None and early is not None:
-                print_out("The cluster changed while the lock was being taken (the new pools "
-                          "were created); the plan is now:")
-            elif shown is not None:
-                print_out("Another run held the lock; looked at again under it, the plan is "
-                          "now:")
-            print_out(plan_text(plan))
-        if plan.empty and not plan.refusals:  # refused with nothing to do: not converged
+    multi = planapply.start_apply(settings, spec, options, progress_of)
+    view = view_of(spec, multi)
+    try:
+        if error := view.failure():
+            raise error
+        if saved is not None and (stale := view.stale(saved, args.plan)):
+            raise stale
+        if not as_json:
+            print_out(view.shown())
+        if planapply.nothing_to_do(multi):
             if as_json:
-                print_out(dumps(plan_json(plan, applied=[], mon_commands=conn.commands_sent)))
-            return 0
-        applicable = not plan.refusals and not (plan.disruptive and not args.allow_disruptive)
-        if applicable and not _confirm(args):
+                print_out(_dumps(view.plan_json(mon_commands=True, applied=[])))
+            _print_err(view.failure_lines(as_json))
+            return multi.exit_code()
+        if planapply.needs_confirming(multi, options) and not _confirm(args):
             return EXIT_FAILED
-        result = apply_plan(conn, plan, state, allow_disruptive=args.allow_disruptive,
-                            progress=progress, pools_created=plan is shown)
-        if early is not None:
-            result.done[:0], result.seconds = early.done, result.seconds + early.seconds
-        # Converged means: observing again finds nothing left to do.
-        after_state = observe_for(conn, spec)
-        after = plan_for(spec, after_state)
-        if plan.render_after_apply and not after.empty and all(
-                a.kind in ("rewrite_rendered_file", "remove_rendered_file")
-                for a in after.actions):
-            # Files that needed the new users' keys: refresh them now, as the plan said.
-            refreshed = apply_plan(conn, after, after_state, progress=progress)
-            result.done += refreshed.done
-            after = plan_for(spec, observe_for(conn, spec))
-    if as_json:
-        print_out(dumps(plan_json(plan, applied=result.done, seconds=round(result.seconds, 3),
-                             mon_commands=conn.commands_sent, converged=after.empty)))
-    else:
-        print_out(f"Apply complete: {len(result.done)} step(s) in {result.seconds:.1f} s, "
-             f"{result.commands_sent} mon command(s).")
-    if not after.empty:
-        print_err("error: the cluster still differs from the spec after apply:\n"
-             + plan_text(after))
-        return EXIT_FAILED
-    return 0
-
-
-def creates_pools_early(args: argparse.Namespace, plan) -> bool:
-    """apply --yes creates the plan's new pools with the run lock's commit: a plan nobody
-    confirms interactively, that can be applied, whose pools need no new CRUSH rule."""
-    kinds = {a.kind for a in plan.actions}
-    return (args.yes and not args.plan and not plan.refusals
-            and not (plan.disruptive and not args.allow_disruptive)
-            and "create_pool" in kinds and "create_crush_rule" not in kinds)
-
-
-def lock_creating_pools(args: argparse.Namespace, conn, spec, plan, locked, progress):
-    """Take the run lock with the plan's new pools created in the same monitor round, then
-    look again under the lock. Returns (plan, state, what create_pools did): the plan kept
-    when, apart from those pools, the cluster still calls for exactly the rest of it (its
-    pool steps need the new pools as planned, not as the monitors' PG summary shows them
-    a moment after creation); else the plan made under the lock, as without --yes.
-    Creating a declared pool that is missing is safe whoever wins a race for the lock."""
-    import time
-
-    from cephstack.session.apply import ApplyResult, create_pools
-
-    outcome: list[ApplyResult | Exception] = []
-
-    def create() -> None:
-        started = time.monotonic()
-        try:
-            done = create_pools(conn, plan, progress)
-            done.seconds = time.monotonic() - started
-            outcome.append(done)
-        except Exception as e:  # raised below, under the lock, like any apply failure
-            outcome.append(e)
-
-    lock = locked.enter_context(hold_lock(args, conn, "apply", alongside=create))
-    state = _observed(args, conn, spec)
-    now = plan_for(spec, state)
-    if not lock.ran_alongside:  # another run held the lock at first: nothing was created
-        return now, state, None
-    if isinstance(outcome[0], Exception):
-        raise outcome[0]
-    return (plan if still_the_plan(plan, now) else now), state, outcome[0]
-
-
-def still_the_plan(shown, now) -> bool:
-    """Whether `now` (planned after `shown`'s new pools were made) asks for the rest of
-    `shown` and nothing else: the same actions apart from those pools', and no refusal."""
-    created = {a.address for a in shown.actions if a.kind == "create_pool"}
-
-    def rest(p) -> list[tuple[str, str]]:
-        return sorted((a.kind, a.address) for a in p.actions if a.address not in created)
-
-    return not now.refusals and rest(shown) == rest(now)
+        mirrored, rendered = planapply.apply(spec, multi, options, progress_of,
+                                             view.still_differs)
+    finally:
+        fleet.close(multi)
+    if error := view.failure():  # apply failed: its error, as it is
+        raise error
+    out, errors, code = view.applied(as_json, mirrored + rendered, mirrored)
+    print_out(_dumps(out) if as_json else out)
+    _print_err(errors)
+    return code
 
 
 def _add_prune(p: argparse.ArgumentParser) -> None:
@@ -235,7 +159,12 @@ def _add_prune(p: argparse.ArgumentParser) -> None:
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("plan", help="show what apply would change", formatter_class=fmt,
-                       epilog=EXIT_CODES, description="Observe the cluster and show, "
+                       epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack plan -f cephstack.yaml\n"
+                           "  cephstack plan --detailed-exitcode --output json\n"
+                           "  cephstack plan --prune --out plan.json\n"),
+                       description="Observe the cluster and show, "
                        "Terraform-style, what apply would change. Changes nothing.")
     add_cluster(p)
     p.add_argument("--detailed-exitcode", action="store_true",
@@ -248,7 +177,13 @@ def register(sub, fmt) -> None:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="make the cluster match the spec", formatter_class=fmt,
-                       epilog=EXIT_CODES, description="Plan, show the plan, ask, apply, "
+                       epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack apply -f cephstack.yaml\n"
+                           "  cephstack apply --yes --lock-wait 60\n"
+                           "  cephstack apply --plan plan.json\n"
+                           "  cephstack apply --prune --allow-disruptive\n"),
+                       description="Plan, show the plan, ask, apply, "
                        "then observe again to prove the cluster matches. Deletes only with "
                        "--prune, and only what cephstack created.")
     add_cluster(p)

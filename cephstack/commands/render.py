@@ -6,34 +6,27 @@ import argparse
 import json
 from pathlib import Path
 
+from cephstack import FORMAT_VERSION
 from cephstack.commands.common import (
     EXIT_CODES,
     add_cluster,
     add_output,
-    connect,
     load_spec_of,
     print_err,
     print_out,
+    settings_of,
 )
 from cephstack.errors import EXIT_BAD_INPUT, CephstackError
 
 
 def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
-    from cephstack.ceph.observe import observe
     from cephstack.render.bundle import render
-    from cephstack.render.drift import compare, facts_of, write_rendered
     from cephstack.render.openstack import notes
+    from cephstack.session.drift import compare, write_rendered
+    from cephstack.session.rendering import observed_facts
 
     fmt = args.format or (spec.render.format if spec.render else "plain")
-    if spec.clusters:  # several clusters: files per cluster name (cephstack/render/multirender.py)
-        from cephstack.commands.multicommands import refuse_overrides
-        from cephstack.render.multirender import observed_facts, render_clusters
-
-        refuse_overrides(args, spec)
-        files = render_clusters(spec, observed_facts(args, spec), fmt)
-    else:
-        with connect(args, spec) as conn:
-            files = render(spec, facts_of(observe(conn, monmap=True)), fmt)
+    files = render(spec, observed_facts(settings_of(args), spec), fmt)
     if missing := sorted({f.pending for f in files if f.pending}):
         raise CephstackError(f"{', '.join(missing)} does not exist in the cluster: nothing "
                              "rendered", hint="run cephstack apply first")
@@ -43,30 +36,37 @@ def _render_files(args: argparse.Namespace, spec, out: Path) -> int:
         # user's key must not linger in a bundle.
         state = ("unchanged" if item.in_sync else "removed" if item.wanted is None
                  else "created" if item.on_disk is None else "updated")
-        if state != "unchanged":
+        if state != "unchanged" and not args.dry_run:
             write_rendered(item, str(out))
         report.append({"path": item.path, "state": state,
                        "holds_key": bool(item.wanted and item.wanted.secret)})
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "format": fmt, "files": report,
-                              "notes": notes(spec)}, indent=2))
+        print_out(json.dumps({"format_version": FORMAT_VERSION, "format": fmt, "files": report,
+                              "notes": notes(spec), "dry_run": args.dry_run}, indent=2))
+        return 0
+    would = "would be " if args.dry_run else ""
+    for r in report:
+        print_out(f"  {would + r['state']:<9} {r['path']}"
+                  + ("   (key: sensitive)" if r["holds_key"] else ""))
+    counts = {s: sum(r["state"] == s for r in report)
+              for s in ("created", "updated", "unchanged", "removed")}
+    for note in notes(spec):
+        print_out(f"note: {note}")
+    summary = ", ".join(f"{n} {would if s != 'unchanged' else ''}{s}"
+                        for s, n in counts.items() if n)
+    if args.dry_run:
+        print_out(f"Render ({fmt}), dry run: {summary}, in {out}. Nothing was written.")
     else:
-        for r in report:
-            print_out(f"  {r['state']:<9} {r['path']}"
-                      + ("   (key: sensitive)" if r["holds_key"] else ""))
-        counts = {s: sum(r["state"] == s for r in report)
-                  for s in ("created", "updated", "unchanged", "removed")}
-        for note in notes(spec):
-            print_out(f"note: {note}")
-        print_out(f"Render ({fmt}): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-                  + f", in {out}." + (" Install each bundle on its hosts: cephstack host "
-                                      f"install {out}/<role>" if fmt == "plain" else ""))
+        print_out(f"Render ({fmt}): {summary}, in {out}." + (
+            " Install each bundle on its hosts: cephstack host install "
+            f"{out}/<role>" if fmt == "plain" else ""))
     return 0
 
 
 def _merge_into(args: argparse.Namespace, spec) -> int:
     from cephstack.host.merge import BACKUP_SUFFIX, merge_file
-    from cephstack.render.bundle import file_sections
+    from cephstack.render.roles import choose, role_sections
+    from cephstack.session.rendering import read_fsids
 
     if args.role and not spec.clusters:
         print_err("error: --role is for a spec with clusters: (one cluster's settings are the "
@@ -79,18 +79,12 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
         print_err(f"error: cannot tell which service {path.name} belongs to; "
                   "give --as glance|cinder|nova")
         return EXIT_BAD_INPUT
-    role: dict = {}
-    if spec.clusters:  # the settings of the host's role (cephstack/render/multimerge.py)
-        from cephstack.render.multimerge import merge_for_role
-
-        chosen, outcome = merge_for_role(args, spec, path, service)
-        role = {"role": chosen.role, "clusters": list(chosen.clusters)}
-    else:
-        with connect(args, spec) as conn:
-            fsid = conn.fsid()  # the only fact merging needs: no mon command
-        outcome = merge_file(path, file_sections(spec, fsid, service), service, args.dry_run)
+    chosen = choose(spec, args.role, service)  # refused before any cluster is reached
+    fsids = read_fsids(settings_of(args), spec, chosen.clusters, path)
+    outcome = merge_file(path, role_sections(spec, chosen, fsids), service, args.dry_run)
+    role = {"role": chosen.role, "clusters": list(chosen.clusters)} if chosen.role else {}
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "path": str(path),
+        print_out(json.dumps({"format_version": FORMAT_VERSION, "path": str(path),
                               "changed": outcome.changed, "dry_run": args.dry_run,
                               "diff": outcome.diff, "notes": list(outcome.notes), **role},
                              indent=2))
@@ -121,22 +115,27 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_secrets(args: argparse.Namespace) -> int:
-    from cephstack.render.libvirt import install
+    from cephstack.host.secretdir import install
 
     done = install(args.dir, args.uri)
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "secrets": [vars(s) for s in done]}, indent=2))
+        print_out(json.dumps({"format_version": FORMAT_VERSION, "secrets": done}, indent=2))
     else:
         for s in done:
-            print_out(f"  {'set' if s.changed else 'unchanged':<9} {s.uuid}  {s.usage}")
-        print_out(f"Secrets: {sum(s.changed for s in done)} set, "
-             f"{sum(not s.changed for s in done)} unchanged ({args.uri}).")
+            print_out(f"  {'set' if s['changed'] else 'unchanged':<9} {s['uuid']}  {s['usage']}")
+        print_out(f"Secrets: {sum(s['changed'] for s in done)} set, "
+                  f"{sum(not s['changed'] for s in done)} unchanged ({args.uri}).")
     return 0
 
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("render", help="write ceph.conf, OpenStack config, keyrings, secrets",
-                       formatter_class=fmt, epilog=EXIT_CODES,
+                       formatter_class=fmt, epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack render -f cephstack.yaml --out /etc/cephstack/openstack\n"
+                           "  cephstack render --format kolla --out /etc/kolla\n"
+                           "  cephstack render --merge-into /etc/cinder/cinder.conf --dry-run\n"
+                           "  cephstack render --merge-into nova.conf --role compute-edge1\n"),
                        description="From the spec and the live cluster (fsid, monitors, "
                        "keys): client ceph.conf, Glance/Cinder/Cinder-backup/Nova settings, "
                        "libvirt secrets and keyrings, per host role (plain: controller/, "
@@ -154,7 +153,8 @@ def register(sub, fmt) -> None:
     p.add_argument("--format", choices=("plain", "kolla"), help="default: plain")
     p.add_argument("--merge-into", metavar="PATH", help="an existing service config file")
     p.add_argument("--dry-run", action="store_true",
-                   help="with --merge-into: show the diff, change nothing")
+                   help="show what would be written, removed or merged (the diff with "
+                   "--merge-into); change nothing")
     p.add_argument("--as", dest="as_service", choices=("glance", "cinder", "nova"),
                    help="which service PATH belongs to (default: from its file name)")
     p.add_argument("--role", metavar="NAME",
@@ -165,7 +165,10 @@ def register(sub, fmt) -> None:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("secrets", help="install rendered libvirt secrets on a compute host",
-                       formatter_class=fmt, epilog=EXIT_CODES,
+                       formatter_class=fmt, epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack secrets install --dir compute/secrets\n"
+                           "  cephstack secrets install --dir compute/secrets --uri qemu:///system\n"),
                        description="install: define each <uuid>.xml secret of --dir in "
                        "libvirt and set its value from <uuid>.key, through libvirt's Python "
                        "binding (the key never goes on a command line). Idempotent.")

@@ -9,18 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cephstack import FORMAT_VERSION
 from cephstack.commands.common import (
     CLUSTER_EXIT_CODES,
     add_cluster,
     add_output,
-    connect,
     load_spec_of,
-    observe_for,
-    plan_for,
     print_out,
+    settings_of,
 )
-from cephstack.commands.status import add_max_images, read
-from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED, CephstackError
+from cephstack.commands.status import add_max_images
+from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from cephstack.errors import BadArguments as BadInput
 
 REPORT_EXIT_CODES = f"""\
 exit codes:
@@ -30,11 +30,6 @@ exit codes:
      not be written
   {EXIT_BAD_INPUT}  bad input: invalid spec, arguments or verify report
 """ + CLUSTER_EXIT_CODES
-
-
-class BadInput(CephstackError):
-    exit_code = EXIT_BAD_INPUT
-    kind = "invalid-arguments"
 
 
 def _verify_report(path: str) -> dict[str, Any]:
@@ -49,85 +44,93 @@ def _verify_report(path: str) -> dict[str, Any]:
     return data
 
 
-def _volume_snapshots(facts, status) -> dict[str, list[str]]:
-    """Snapshot names of the Cinder volumes status opened, as the audit takes them."""
-    cinder = {p.name for p in status.pools if "cinder-volume" in p.services}
-    return {f"{pool}/{image.name}": list(image.snapshots)
-            for pool, found in facts.pools.items() if pool in cinder
-            for image in found.scanned if image.name.startswith("volume-")}
-
-
 def generated() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def observe_cluster(args: argparse.Namespace, spec, conn):
-    """Observe one cluster (as plan does, given a spec) and read its status: (state, facts,
-    status)."""
-    started = time.monotonic()
-    state = observe_for(conn, spec) if spec is not None else None
-    return read(args, spec, conn, state, started)
-
-
-def page_parts(spec, state, facts, status, access) -> dict[str, Any]:
-    """One cluster's part of the page besides verify (htmlreport.cluster_body's arguments):
-    its status, plan (keys masked), audit findings and access picture."""
-    from cephstack.adopt.audit import audit
-    from cephstack.report.views import plan_json
-
-    plan = plan_for(spec, state) if spec is not None else None
-    findings = audit(state, spec, state.keyring_files, _volume_snapshots(facts, status))
-    return {"status": status, "plan": plan_json(plan) if plan is not None else None,
-            "findings": findings, "access": access}
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from cephstack.adopt.access import access_svg, build_access
+    """Every cluster of the spec observed and read at once, then one page (one cluster:
+    as it always was; several: an overview and a section each) and/or the access picture."""
+    from cephstack.day2.status_read import fleet_of
+    from cephstack.report.gather import read_pages
+    from cephstack.report.pages import (
+        check_verify,
+        fleet_html,
+        fleet_svg,
+        spec_pictures,
+        verify_by_cluster,
+    )
     from cephstack.safefiles import write_atomic
+    from cephstack.session.fleet import refuse_overrides
 
     if not (args.html or args.svg):
         raise BadInput("nothing to write", hint="give --html FILE and/or --svg FILE")
     spec = load_spec_of(args) if args.spec else None
     verify = _verify_report(args.verify) if args.verify else None
-    if spec is not None and spec.clusters:  # every cluster at once, a section each
-        from cephstack.report.multi import report_clusters
-
-        return report_clusters(args, spec, verify)
-    written = []
+    clusters, named = fleet_of(spec)
+    settings = settings_of(args)
+    if named:
+        refuse_overrides(settings, spec)  # --conf & co. with several clusters
+        if verify is not None:
+            check_verify(verify, args.verify, spec)
+    own = verify_by_cluster(verify, list(clusters.runs), named)
     if args.html is None and spec is not None:
         # The access picture alone comes from the spec's compiled caps: no cluster needed.
-        access = build_access(spec, None, verify)
-        write_atomic(args.svg, access_svg(access), 0o644, dir_mode=0o755)
-        return _done(args, [args.svg], None)
-    with connect(args, spec) as conn:
-        state, facts, status = observe_cluster(args, spec, conn)
-    access = build_access(spec, state, verify)
+        write_atomic(args.svg, fleet_svg(spec_pictures(spec, own), named), 0o644,
+                     dir_mode=0o755)
+        return _done(args, spec, [args.svg], None, named)
+    found = read_pages(settings, spec, args.max_images, own, _progress(args))
+    written = []
     if args.html:
-        from cephstack.report.html import html_report
-
-        page = html_report(generated=generated(), fsid=state.fsid, spec_path=args.spec,
-                           verify=verify, verify_source=args.verify,
-                           **page_parts(spec, state, facts, status, access))
-        write_atomic(args.html, page, 0o644, dir_mode=0o755)
+        write_atomic(args.html, fleet_html(found, generated=generated(), spec=spec,
+                                           spec_path=args.spec, verify=verify,
+                                           verify_source=args.verify), 0o644, dir_mode=0o755)
         written.append(args.html)
     if args.svg:
-        write_atomic(args.svg, access_svg(access), 0o644, dir_mode=0o755)
+        pictures = spec_pictures(spec, own) if spec is not None else {
+            name: page.parts["access"] for name, page in found.pages.items()}
+        write_atomic(args.svg, fleet_svg(pictures, named), 0o644, dir_mode=0o755)
         written.append(args.svg)
-    return _done(args, written, status)
+    return _done(args, spec, written, found, named)
 
 
-def _done(args: argparse.Namespace, written: list[str], status) -> int:
+def _progress(args: argparse.Namespace):
+    from cephstack.commands.fleetoutput import progress_printer
+
+    return lambda name, line: progress_printer(args.output == "json", name)(line)
+
+
+def _done(args: argparse.Namespace, spec, written: list[str], found, named: bool) -> int:
+    """What was written; with several clusters, each one's pools or error (and each error
+    in full on stderr: the page shows it too); the exit code."""
+    from cephstack.report.pages import result_json
+
     if args.output == "json":
-        print_out(json.dumps({"format_version": "1", "written": written,
-                              "pools": len(status.pools) if status else None}))
+        if named:
+            doc = result_json(spec, written, found.fleet if found else None,
+                              found.pages if found else {})
+        else:
+            page = next(iter(found.pages.values())) if found else None
+            doc = {"format_version": FORMAT_VERSION, "written": written,
+                   "pools": len(page.parts["status"].pools) if page else None}
+        print_out(json.dumps(doc))
     else:
         print_out("\n".join(f"Wrote {w}" for w in written))
-    return 0
+    if found is None or not named:
+        return 0
+    from cephstack.commands.fleetoutput import report_failures
+
+    report_failures(found.fleet, as_json=True)
+    return found.fleet.exit_code()
 
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page: plan, audit, verify, "
-                       "status, access", formatter_class=fmt, epilog=REPORT_EXIT_CODES,
+                       "status, access", formatter_class=fmt, epilog=REPORT_EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack report -f cephstack.yaml --html report.html\n"
+                           "  cephstack report --html out.html --verify verify.json\n"
+                           "  cephstack report -f cephstack.yaml --svg access.svg\n"),
                        description="Observe the cluster once, then write one HTML page (inline "
                        "CSS and SVG, nothing fetched, printable) with the plan (given a spec), "
                        "the audit findings, the results of a verify run (--verify FILE from "

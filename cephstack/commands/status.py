@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from cephstack.commands.common import (
     CLUSTER_EXIT_CODES,
     add_cluster,
     add_output,
-    connect,
     load_spec_of,
     print_out,
+    settings_of,
 )
 from cephstack.errors import EXIT_BAD_INPUT, EXIT_FAILED
 
@@ -24,40 +23,33 @@ exit codes:
 """ + CLUSTER_EXIT_CODES
 
 
-def read(args: argparse.Namespace, spec, conn, state=None, started: float | None = None):
-    """Observe (unless `state` is given), read and build the status: (ClusterState,
-    StatusFacts, Status). Shared with `report`, which observes for its plan first."""
-    from cephstack.ceph.observe import observe
-    from cephstack.day2.status import build_status
-    from cephstack.day2.status_read import read_status
-
-    started = time.monotonic() if started is None else started
-    state = observe(conn) if state is None else state
-    facts = read_status(conn, state, spec, args.max_images, started=started)
-    return state, facts, build_status(state, facts, spec)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    from cephstack.report.statusviews import dumps, status_json, status_prometheus, status_text
+    """Every cluster of the spec read at once (one: as it always was; several: a section,
+    document or label each, a cluster not read named with its error)."""
+    from cephstack.commands.fleetoutput import report_failures
+    from cephstack.day2.status_read import read_statuses
+    from cephstack.report.statusviews import dumps, fleet_json, fleet_prometheus, fleet_text
+    from cephstack.session.fleet import refuse_overrides
 
     spec = load_spec_of(args) if args.spec else None
-    if spec is not None and spec.clusters:  # every cluster at once, a section each
-        from cephstack.day2.multistatus import show
-
-        return show(args, spec, lambda text: _write_out(args.out, text))
-    with connect(args, spec) as conn:
-        _, _, status = read(args, spec, conn)
+    settings = settings_of(args)
+    if spec is not None:
+        refuse_overrides(settings, spec)  # --conf & co. with several clusters
+    found = read_statuses(settings, spec, args.max_images)
     if args.prometheus:
-        text = status_prometheus(status)
+        text = fleet_prometheus(found)
     elif args.output == "json":
-        text = dumps(status_json(status)) + "\n"
+        text = dumps(fleet_json(found)) + "\n"
     else:
-        text = status_text(status) + "\n"
+        text = fleet_text(found) + "\n"
     if args.out:
         _write_out(args.out, text)
     else:
         print_out(text.rstrip("\n"))
-    return 0
+    if found.named:  # on stderr: each error in full where stdout does not show it
+        report_failures(found.fleet, args.output == "json" or args.prometheus
+                        or bool(args.out))
+    return found.fleet.exit_code()
 
 
 def _write_out(path: str, text: str) -> None:
@@ -89,7 +81,11 @@ def add_max_images(p: argparse.ArgumentParser) -> None:
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("status", help="each OpenStack pool: space, quota, PGs, images, locks",
-                       formatter_class=fmt, epilog=STATUS_EXIT_CODES,
+                       formatter_class=fmt, epilog=STATUS_EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack status -f cephstack.yaml\n"
+                           "  cephstack status --max-images 200 --output json\n"
+                           "  cephstack status --prometheus --out cephstack.prom\n"),
                        description="Read, per OpenStack service and pool: stored bytes and "
                        "what the cluster can still give it (max_avail), quota and how full "
                        "it is, PG states, images, snapshots, clones of Glance images, trash "

@@ -5,87 +5,88 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cephstack import FORMAT_VERSION
 from cephstack.commands.common import (
     EXIT_CODES,
     add_cluster,
     add_lock_wait,
     add_output,
-    connect,
     load_spec_of,
+    print_err,
     print_out,
+    settings_of,
 )
-from cephstack.errors import EXIT_FAILED
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from cephstack.report.views import dumps, verify_json, verify_text
-    from cephstack.verify.cleanup import cleanup_leftovers
+    from cephstack.report.verifyviews import fleet_json, fleet_text
+    from cephstack.report.views import dumps
+    from cephstack.verify.fleet import Options, verify_fleet
     from cephstack.verify.progress import Progress
-    from cephstack.verify.run import run_verify
 
     spec = load_spec_of(args)
-    if spec is not None and spec.clusters:  # several clusters: each, and across them
-        return _verify_clusters(args, spec)
-    with connect(args, spec) as admin:
-        if args.cleanup:
-            found = cleanup_leftovers(admin, list(spec.pools))
-            removed = found.removed
-            if args.output == "json":
-                print_out(dumps({"format_version": "1", "removed": removed,
-                                 "live_runs_skipped": found.live_runs}))
-            else:
-                print_out("\n".join(f"  - {r}" for r in removed) or "  nothing to remove")
-                print_out(f"Cleanup: removed {len(removed)} leftover(s) of earlier verify runs.")
-                if found.live_runs:
-                    print_out(f"Left alone: verify run(s) still running: "
-                              f"{', '.join(found.live_runs)}.")
-            return 0
-        # On stderr in both output formats: stdout stays the report (one JSON document).
-        progress = Progress(sys.stderr)
-        try:
-            report = run_verify(spec, admin, only=args.only, progress=progress,
-                                lock_wait=args.lock_wait, evacuate_wait=args.evacuate_wait)
-        finally:
-            progress.close()
-    print_out(dumps(verify_json(report)) if args.output == "json" else verify_text(report))
-    if report.error is not None:
-        return report.error.exit_code
-    return 0 if report.passed else EXIT_FAILED
-
-
-def _verify_clusters(args: argparse.Namespace, spec) -> int:
-    from cephstack.commands.multicommands import refuse_overrides
-    from cephstack.report.views import dumps
-    from cephstack.verify import multi
-    from cephstack.verify.progress import Progress
-
-    refuse_overrides(args, spec)
     if args.cleanup:
-        found = multi.cleanup_clusters(args, spec)
-        failed = {n: r.pop("error") for n, r in found.items()}
-        if args.output == "json":
-            print_out(dumps({"format_version": "1", "clusters": {
-                n: {**r, "error": failed[n].as_json() if failed[n] else None}
-                for n, r in found.items()}}))
-        else:
-            for name, r in found.items():
-                print_out(f"{name}: " + (f"error: {failed[name]}" if failed[name] else
-                                         f"removed {len(r['removed'])} leftover(s)"))
-                print_out("\n".join(f"  - {x}" for x in r["removed"]))
-        errors = [e for e in failed.values() if e is not None]
-        return errors[0].exit_code if errors else 0
+        return _cleanup(args, spec)
+    # On stderr in both output formats: stdout stays the report (one JSON document).
     progress = Progress(sys.stderr)
     try:
-        report = multi.run_multi_verify(args, spec, progress)
+        report = verify_fleet(settings_of(args), spec, Options(args.only, args.evacuate_wait),
+                              progress)
     finally:
         progress.close()
-    print_out(dumps(multi.as_json(report)) if args.output == "json" else multi.as_text(report))
+    if not report.several:  # a fleet of one: its error is the command's, as always
+        one = next(iter(report.clusters.values()))
+        if one.error is not None:
+            raise one.error
+    print_out(dumps(fleet_json(report)) if args.output == "json" else fleet_text(report))
+    for where, error in report.stops():  # the closing line: what did not answer, where
+        place = f"{where}: " if report.several else ""
+        hint = getattr(error, "hint", None)
+        print_err(f"error: {place}{getattr(error, 'message', error)}"
+                  + (f"\n  hint: {hint}" if hint else ""))
     return report.exit_code()
+
+
+def _cleanup(args: argparse.Namespace, spec) -> int:
+    from cephstack.report.views import dumps
+    from cephstack.verify.fleet import cleanup_fleet
+
+    found = cleanup_fleet(settings_of(args), spec)
+    if not spec.clusters:  # a fleet of one: today's document, its error the command's
+        [one] = found.values()
+        if one.error is not None:
+            raise one.error
+        removed, live = one.found.removed, one.found.live_runs
+        if args.output == "json":
+            print_out(dumps({"format_version": FORMAT_VERSION, "removed": removed,
+                             "live_runs_skipped": live}))
+        else:
+            print_out("\n".join(f"  - {r}" for r in removed) or "  nothing to remove")
+            print_out(f"Cleanup: removed {len(removed)} leftover(s) of earlier verify runs.")
+            if live:
+                print_out(f"Left alone: verify run(s) still running: {', '.join(live)}.")
+        return 0
+    if args.output == "json":
+        print_out(dumps({"format_version": FORMAT_VERSION, "clusters": {n: {
+            "removed": r.found.removed, "live_runs_skipped": r.found.live_runs,
+            "error": r.error.as_json() if r.error else None} for n, r in found.items()}}))
+    else:
+        for name, r in found.items():
+            print_out(f"{name}: " + (f"error: {r.error}" if r.error else
+                                     f"removed {len(r.found.removed)} leftover(s)"))
+            print_out("\n".join(f"  - {x}" for x in r.found.removed))
+    errors = [r.error for r in found.values() if r.error is not None]
+    return errors[0].exit_code if errors else 0
 
 
 def register(sub, fmt) -> None:
     p = sub.add_parser("verify", help="prove each service's RBD workflows with its own key",
-                       formatter_class=fmt, epilog=EXIT_CODES,
+                       formatter_class=fmt, epilog=EXIT_CODES + (
+                           "\nexamples:\n"
+                           "  cephstack verify -f cephstack.yaml\n"
+                           "  cephstack verify --only cinder-volume --evacuate-wait\n"
+                           "  cephstack verify --output json > verify.json\n"
+                           "  cephstack verify --cleanup\n"),
                        description="Connect as each service's own user (its keyring file) "
                        "and run its real RBD workflows: Glance upload/download/delete, Cinder "
                        "volumes, snapshots and clones (copy-on-write from images), backups "

@@ -28,7 +28,6 @@ from typing import Any
 
 from cephstack.day2.status import STALE, LockStatus, Status, blocklisted, parse_blocklist
 
-FORMAT_VERSION = "1"
 HOST, INSTANCE = "host", "instance"
 _MAX_NONCE = 2**32 - 1
 
@@ -114,6 +113,9 @@ def parse_target(text: str) -> Target:
                              "`rbd status` shows its watchers); give the host address alone "
                              "to fence every client on it")
         return Target(INSTANCE, ip, port, nonce)
+    if "*" in raw or raw.lower() in ("any", "all"):
+        raise ValueError(f"{text!r}: wildcards are refused: fence takes one host or one "
+                         "client instance, never a pattern")
     if "/" in raw and _network(raw):
         raise ValueError(f"{text!r} looks like a CIDR range: fence takes one host or one "
                          "client instance (ranges: `ceph osd blocklist range add`)")
@@ -211,6 +213,7 @@ class FencePlan:
     images_opened: int
     max_images: int
     expire: float | None  # None: Ceph's default (mon_osd_blocklist_default_expire)
+    forced: tuple[str, ...] = ()  # the daemons' addresses fenced anyway (--force), why
 
     @property
     def locks(self) -> tuple[tuple[Hit, LockStatus], ...]:
@@ -295,7 +298,8 @@ def own_targets(targets: tuple[Target, ...], own_address: str) -> list[Target]:
 
 
 def plan_fence(targets: tuple[Target, ...], status: Status, blocklist: dict[str, str],
-               ranges: tuple[str, ...] = (), expire: float | None = None) -> FencePlan:
+               ranges: tuple[str, ...] = (), expire: float | None = None,
+               forced: tuple[str, ...] = ()) -> FencePlan:
     """What fencing `targets` does, from status' reads: the images their clients watch or
     lock, per target (an image held by two targets appears once for each)."""
     hits: list[Hit] = []
@@ -317,7 +321,7 @@ def plan_fence(targets: tuple[Target, ...], status: Status, blocklist: dict[str,
     return FencePlan(targets, tuple(hits), scanned,
                      {e: u for e, u in blocklist.items()
                       if any(e == t.address for t in targets)},
-                     covered, status.images_opened, status.max_images, expire)
+                     covered, status.images_opened, status.max_images, expire, forced)
 
 
 # -- unfence ------------------------------------------------------------------------------

@@ -7,35 +7,26 @@ observed again and the admin-side keyring files of those users and the rendered 
 them; (4) the marker is removed. `cephstack host install` of each changed bundle then
 brings the hosts along. A run stopped anywhere is finished by the next one: the marker
 tells "rotated in the cluster, files not yet rewritten" (files only) from "not rotated"
-(rotated again, with another new key).
+(rotated again, with another new key). cephstack.day2.rotating carries it out over the
+fleet.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cephstack import interrupt
-from cephstack.ceph.adapter import CephConnection
-from cephstack.ceph.auth import (
-    AUTH_IMPORT,
-    Marker,
-    clear_marker,
-    key_stamp,
-    rotate_keys,
-    write_marker,
-)
+from cephstack.ceph.auth import AUTH_IMPORT, COMMIT_PENDING, STAGE_PENDING, Marker
 from cephstack.ceph.cephx import new_key
+from cephstack.day2.keymigration import COMMIT, PENDING, with_keys
 from cephstack.errors import EXIT_BAD_INPUT, CephstackError
-from cephstack.plan.actions import Action, Plan, RewriteRenderedFile, WriteKeyring
+from cephstack.keyfiles import Secret
+from cephstack.plan.actions import Action, RewriteRenderedFile, WriteKeyring
 from cephstack.plan.state import ClusterState
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.load import Spec
-
-Progress = Callable[[str], None]
-Observe = Callable[[], ClusterState]
 
 
 class BadUsers(CephstackError):
@@ -80,6 +71,8 @@ class RotationPlan:
     marker: Marker | None = None  # the unfinished rotation found in the cluster
     render_directory: str | None = None
     notes: tuple[str, ...] = ()
+    mode: str = "now"  # cephstack.day2.keymigration: now, pending or commit
+    key_type: str = ""  # the type of the new keys
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -97,7 +90,15 @@ class RotationPlan:
         """What happens, in order (no key in any of it)."""
         users = ", ".join(self.rotate)
         out = []
-        if self.rotate:
+        if self.mode == COMMIT:
+            return [f"`{COMMIT_PENDING}` of {users}: their pending keys, which every file "
+                    "holds already, become their only keys; the old keys are refused from "
+                    "then on"] if self.rotate else []
+        if self.mode == PENDING and self.rotate:
+            out.append(f"`{STAGE_PENDING}` of {users}: a pending {self.key_type} key each "
+                       "(the same one again if it has one); old and pending keys both "
+                       "authenticate until the commit")
+        elif self.rotate:
             out.append(f"record the rotation of {users} in the monitors' config-key store "
                        "(entity names and the creation stamps of their current keys)")
             out.append(f"new keys for {users}: " + (
@@ -111,18 +112,29 @@ class RotationPlan:
         out += [f"{a.symbol} {a.address}" + (" (key: sensitive)"
                                              if isinstance(a, WriteKeyring) else "")
                 for a in self.files]
-        out.append("remove the rotation record")
+        if self.mode != PENDING:
+            out.append("remove the rotation record")
         out += [f"then on each {role} host: cephstack host install "
                 f"{Path(self.render_directory or '') / role}" for role in self.roles]
+        if self.mode == PENDING:
+            out.append(f"then, once every host is installed and restarted: cephstack rotate "
+                       f"--commit {' '.join(self.rotate)}")
         return out
 
 
 def plan_rotation(spec: Spec, state: ClusterState, targets: Sequence[str],
                   marker: Marker | None, method: str,
-                  rendered: Callable[[ClusterState], Sequence] = lambda _: ()) -> RotationPlan:
+                  rendered: Callable[[ClusterState], Sequence] = lambda _: (),
+                  checks: tuple[Sequence[str], Sequence[str]] = ((), ()), key_type: str = "",
+                  pending: Mapping[str, Secret] | None = None) -> RotationPlan:
     """Which users get a new key, which only need their files (a stopped run's), and the
     files rewritten. `rendered(state)`: the spec's rendered files against the disk for a
-    state (render.drift.rendered_on_disk); the plan's keys are placeholders, never used."""
+    state (session.drift.rendered_on_disk); the plan's keys are placeholders, never used.
+    `checks`: (refusals, notes) found before (key type, hosts); `pending`: the users'
+    pending keys for a --pending or --commit rotation (method says which)."""
+    if method in (STAGE_PENDING, COMMIT_PENDING):
+        return _plan_pending(spec, state, targets, method, rendered, checks, key_type,
+                             pending or {})
     pending = [e for e in (marker.entities if marker else ()) if e in desired_clients(spec)]
     finish = tuple(e for e in pending if e in state.clients
                    and marker is not None and marker.rotated(e, state.clients[e].key))
@@ -136,8 +148,47 @@ def plan_rotation(spec: Spec, state: ClusterState, targets: Sequence[str],
                      " this run finishes it")
     after = placeholder_state(state, rotate)
     files = file_actions(spec, after, (*rotate, *finish), rendered(after))
-    return RotationPlan(rotate, finish, method, files, refusals, marker,
-                        spec.render.directory if spec.render else None, tuple(notes))
+    return RotationPlan(rotate, finish, method, files, (*refusals, *checks[0]), marker,
+                        spec.render.directory if spec.render else None,
+                        (*notes, *checks[1]), key_type=key_type)
+
+
+def _plan_pending(spec: Spec, state: ClusterState, targets: Sequence[str], method: str,
+                  rendered: Callable[[ClusterState], Sequence],
+                  checks: tuple[Sequence[str], Sequence[str]], key_type: str,
+                  pending: Mapping[str, Secret]) -> RotationPlan:
+    """--pending: stage a key each, files rendered with it (the pending keys where they
+    exist, placeholders where they will be made). --commit: commit, refused per user
+    without a pending key or with a file not holding it yet."""
+    refusals = [f"{e} does not exist in the cluster: nothing to rotate; fix: cephstack "
+                "apply creates it" for e in targets if e not in state.clients]
+    users = tuple(e for e in targets if e in state.clients)
+    directory = spec.render.directory if spec.render else None
+    if method == STAGE_PENDING:
+        after = with_keys(placeholder_state(state, [e for e in users if e not in pending]),
+                          {e: k for e, k in pending.items() if e in users})
+        files = file_actions(spec, after, users, rendered(after))
+        first_use = ("the monitors make a pending key the only one at its first use "
+                     "(measured on Reef 18.2.7 and Tentacle 20.2.4): from the first host "
+                     "installed on, new connections from hosts not installed yet are "
+                     "refused; install every host of these users in one go")
+        return RotationPlan(users, (), method, files, (*refusals, *checks[0]), None,
+                            directory, (*checks[1], first_use), PENDING, key_type)
+    after = with_keys(state, {e: k for e, k in pending.items() if e in users})
+    stale = file_actions(spec, after, users, rendered(after))
+    if stale:
+        refusals.append("these files do not hold the pending keys yet (committing would "
+                        "lock their services out): " + ", ".join(a.address for a in stale)
+                        + f"; fix: cephstack rotate --pending {' '.join(users)} (it writes "
+                        "the same pending keys again), host install, then --commit")
+    # The monitors commit a pending key at its first use (measured): files holding the
+    # current key then mean it was committed that way.
+    notes = [f"{e}: no pending key, and the files hold its current key: committed already "
+             "(the monitors commit a pending key once a client uses it)" for e in users
+             if e not in pending and not stale]
+    return RotationPlan(tuple(e for e in users if e in pending), (), method, (),
+                        (*refusals, *checks[0]), None, directory, (*checks[1], *notes),
+                        COMMIT, key_type)
 
 
 def placeholder_state(state: ClusterState, entities: Sequence[str]) -> ClusterState:
@@ -162,54 +213,3 @@ def file_actions(spec: Spec, state: ClusterState, entities: Sequence[str],
     files = [a for a in plan.actions
              if isinstance(a, RewriteRenderedFile) and not a.item.wanted.pending]
     return (*keyrings, *files)
-
-
-@dataclass
-class RotationResult:
-    done: list[str] = field(default_factory=list)
-    mon_commands: int = 0
-    seconds: float = 0.0
-
-
-def carry_out(conn: CephConnection, spec: Spec, plan: RotationPlan, state: ClusterState,
-              observe: Observe, rendered: Callable[[ClusterState], Sequence],
-              progress: Progress = lambda _: None) -> RotationResult:
-    """Rotate as planned. `state` is what the plan was made from; `observe` reads the
-    cluster again once the keys changed, for the files."""
-    from cephstack.session.apply import apply_plan
-
-    if plan.refusals:
-        raise CephstackError("rotation refused; nothing changed:\n" + "\n".join(
-            f"  {r}" for r in plan.refusals))
-    started, sent_before = time.monotonic(), conn.commands_sent
-    result = RotationResult()
-    try:
-        if plan.rotate:
-            # Finished entities keep their recorded stamp: a stop before the new marker
-            # is written must not make them look unrotated.
-            recorded = dict(plan.marker.entities) if plan.marker else {}
-            recorded.update({e: key_stamp(state.clients[e].key) for e in plan.rotate})
-            write_marker(conn, recorded, plan.method)
-            _done(result, progress, "rotation recorded")
-            interrupt.check()
-            rotate_keys(conn, plan.method, [(e, new_key(), state.clients[e].caps)
-                                            for e in plan.rotate])
-            _done(result, progress, f"{plan.method}: new keys for {', '.join(plan.rotate)}")
-        interrupt.check()
-        after = observe()
-        files = file_actions(spec, after, (*plan.rotate, *plan.finish), rendered(after))
-        if files:
-            written = apply_plan(conn, Plan(files, render_directory=plan.render_directory),
-                                 after, progress=progress)
-            result.done += written.done
-        clear_marker(conn)
-        _done(result, progress, "rotation record removed")
-    finally:
-        result.mon_commands = conn.commands_sent - sent_before
-        result.seconds = time.monotonic() - started
-    return result
-
-
-def _done(result: RotationResult, progress: Progress, what: str) -> None:
-    result.done.append(what)
-    progress(f"{what}: done")

@@ -20,13 +20,15 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cephstack.adopt.audit import BACKUP_PILE_UP, is_backup_snapshot, recognise
 from cephstack.plan.state import ClusterState, Health
 from cephstack.spec.load import Spec
 
-FORMAT_VERSION = "1"
+if TYPE_CHECKING:
+    from cephstack.session.fleet import Fleet
+
 DEFAULT_MAX_IMAGES = 1000  # images opened per run (locks, watchers, snapshot names, clones)
 LIVE, HELD, STALE = "live", "held", "stale"
 _MANAGED_LOCK_TAG = "internal"  # librbd's exclusive lock (cls_lock tag)
@@ -60,6 +62,7 @@ class TrashEntry:
     name: str
     source: str  # USER (rbd trash mv, Glance), REMOVING, MIGRATION, MIRRORING
     deferred_until: str | None = None
+    deleted_at: str | None = None  # when it was moved to the trash (ISO 8601)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class StatusFacts:
     mon_commands: int = 0
     images_opened: int = 0
     max_images: int = DEFAULT_MAX_IMAGES
+    insecure_keys: tuple = ()  # day2/keystatus.py InsecureKey: services on an insecure key
+    auth_checks: tuple[str, ...] = ()  # the cluster's AUTH_INSECURE_* health checks
 
 
 # -- the status ---------------------------------------------------------------------------
@@ -162,6 +167,12 @@ class PoolStatus:
         return sum(n for s, n in self.pg_states.items() if "active" not in s.split("+"))
 
     @property
+    def oldest_trash(self) -> TrashEntry | None:
+        """The entry longest in the trash: what nothing purged (plan/trash.py)."""
+        dated = [t for t in self.trash if t.deleted_at]
+        return min(dated, key=lambda t: t.deleted_at or "") if dated else None
+
+    @property
     def watched_images(self) -> int:
         return len({image for image, _ in self.watched})
 
@@ -188,6 +199,8 @@ class Status:
     images_opened: int
     max_images: int
     blocklist_entries: int
+    insecure_keys: tuple = ()  # see StatusFacts
+    auth_checks: tuple[str, ...] = ()
 
 
 def status_pools(state: ClusterState, spec: Spec | None
@@ -348,4 +361,18 @@ def build_status(state: ClusterState, facts: StatusFacts, spec: Spec | None = No
         missing_pools=tuple(n for n in pools if n not in facts.pools),
         seconds=facts.seconds, mon_commands=facts.mon_commands,
         images_opened=facts.images_opened, max_images=facts.max_images,
-        blocklist_entries=len(facts.blocklist) + len(facts.blocklist_ranges))
+        blocklist_entries=len(facts.blocklist) + len(facts.blocklist_ranges),
+        insecure_keys=facts.insecure_keys, auth_checks=facts.auth_checks)
+
+
+@dataclass
+class FleetStatus:
+    """Every cluster's status (status_read.read_statuses): name -> Status of those read
+    (the others' errors are in `fleet`); `named`: shown per cluster (status_read.fleet_of)."""
+
+    fleet: Fleet
+    statuses: dict[str, Status]
+    named: bool
+    store_gaps: list = field(default_factory=list)  # stores.StoreGap: several Glance stores
+    # (cluster, pool) -> mirrorstatus.MirroredImage list: the mirroring: pools, both sides
+    mirrored: dict = field(default_factory=dict)

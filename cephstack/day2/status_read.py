@@ -20,23 +20,33 @@ import errno as errnos
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from cephstack import interrupt
+from cephstack.adopt.audit import recognise
 from cephstack.ceph.adapter import CephConnection
 from cephstack.ceph.observe import _pool_pg_states
+from cephstack.day2.keystatus import insecure_checks, read_insecure_keys
 from cephstack.day2.status import (
     DEFAULT_MAX_IMAGES,
+    FleetStatus,
     ImageFacts,
     Locker,
     PoolFacts,
+    Status,
     StatusFacts,
     TrashEntry,
+    build_status,
     image_budget,
     parse_blocklist,
     status_pools,
 )
 from cephstack.errors import CephCommandError, OpTimedOut, PermissionDenied
 from cephstack.plan.state import ClusterState
+from cephstack.session import fleet
+from cephstack.session.connect import Settings, connect
+from cephstack.session.fleet import ClusterRun, Fleet
+from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 
 SCAN_THREADS = 16  # images open at once
@@ -64,12 +74,17 @@ def _image(conn: CephConnection, pool: str, name: str, children: bool) -> ImageF
     return ImageFacts(name, snaps, watchers, lockers, kids)
 
 
+def _iso(when: Any) -> str | None:
+    return when.isoformat(sep=" ", timespec="seconds") if hasattr(when, "isoformat") else None
+
+
 def _pool_rbd(conn: CephConnection, pool: str) -> tuple[list[str], list[TrashEntry], dict]:
     names, trash, stats = conn.concurrently([
         lambda: list(conn.rbd("list", pool)),
         lambda: [TrashEntry(str(t["name"]), str(t.get("source", "")),
                             str(t["deferment_end_time"]) if t.get("deferment_end_time")
-                            else None) for t in conn.rbd("trash_list", pool)],
+                            else None, _iso(t.get("deletion_time")))
+                 for t in conn.rbd("trash_list", pool)],
         lambda: conn.rbd("pool_stats_get", pool),
     ])
     return names, trash, stats
@@ -142,6 +157,8 @@ def read_status(conn: CephConnection, state: ClusterState, spec: Spec | None = N
                              snapshots=int(pstats.get("image_snap_count", 0)),
                              trash=tuple(sorted(trash, key=lambda t: t.name)),
                              scanned=tuple(scanned[n]))
+    roles, _ = recognise(state, spec)
+    insecure = read_insecure_keys(conn, state, {r.service: r.entity for r in roles})
     raw = (df or {}).get("stats", {})
     return StatusFacts(
         pools=pools, blocklist=exact, blocklist_ranges=ranges,
@@ -149,4 +166,75 @@ def read_status(conn: CephConnection, state: ClusterState, spec: Spec | None = N
                                            "total_used_raw_bytes") if k in raw},
         taken_at=taken_at, seconds=time.monotonic() - started,
         mon_commands=conn.commands_sent, images_opened=len(chosen),
-        max_images=max_images)
+        max_images=max_images, insecure_keys=insecure, auth_checks=insecure_checks(state))
+
+
+def read(conn: CephConnection, spec: Spec | None, max_images: int = DEFAULT_MAX_IMAGES,
+         state: ClusterState | None = None, started: float | None = None
+         ) -> tuple[ClusterState, StatusFacts, Status]:
+    """Observe (unless `state` is given), read and build one cluster's status: (state,
+    facts, status). `report` observes for its plan first and passes its state."""
+    from cephstack.ceph.observe import observe
+
+    started = time.monotonic() if started is None else started
+    state = observe(conn) if state is None else state
+    facts = read_status(conn, state, spec, max_images, started=started)
+    return state, facts, build_status(state, facts, spec)
+
+
+def fleet_of(spec: Spec | None) -> tuple[Fleet, bool]:
+    """The clusters a read command reads, and whether they are named (a spec with
+    `clusters:`: a section, document or label per cluster). Otherwise one cluster, shown as
+    it always was: the spec's `cluster:`, or with no spec the --conf/--keyring/--id ones."""
+    if spec is None:
+        return Fleet({"ceph": ClusterRun("ceph", None)}), False  # type: ignore[arg-type]
+    return Fleet({n: ClusterRun(n, part) for n, part in split(spec).items()}), bool(spec.clusters)
+
+
+def read_each(settings: Settings, spec: Spec | None, work: Any) -> tuple[Fleet, bool]:
+    """`work(run, conn)` on every cluster at once (fleet.each: a thread each); a cluster's
+    error stays its own, in the Fleet. With one cluster not named, its error is the
+    command's: raised, as it always was."""
+    found, named = fleet_of(spec)
+
+    def opened(run: ClusterRun) -> CephConnection:
+        if named:  # its errors' hints name the spec's clusters: entry
+            return fleet.connect_run(settings, run)
+        run.conn = connect(settings, run.spec)  # its hints name --conf, as they always did
+        return run.conn
+
+    try:
+        fleet.each(list(found.runs.values()), lambda run: work(run, opened(run)))
+    finally:
+        fleet.close(found)
+    if not named and found.failed:
+        raise found.failed[0].error  # type: ignore[misc]
+    return found, named
+
+
+def read_statuses(settings: Settings, spec: Spec | None,
+                  max_images: int = DEFAULT_MAX_IMAGES) -> FleetStatus:
+    """`cephstack status`: every cluster of the spec read at once, each against its part."""
+    from cephstack.day2.mirrorstatus import read_mirroring
+    from cephstack.day2.stores import list_store, store_gaps, stores_of
+
+    statuses: dict[str, Status] = {}
+    stores = stores_of(spec)
+    listed: dict[str, set[str] | None] = {}
+
+    def read_one(run: ClusterRun, conn: CephConnection) -> None:
+        statuses[run.name] = read(conn, run.spec, max_images)[2]
+        for store, cluster, pool in stores:
+            if cluster == run.name and pool in run.spec.pools:
+                try:
+                    listed[store] = list_store(conn, pool)
+                except CephCommandError as e:  # a missing pool: shown as not read
+                    if e.errno != errnos.ENOENT:
+                        raise
+
+        mirrored.update(read_mirroring(conn, spec, run.name))
+
+    mirrored: dict = {}
+    found, named = read_each(settings, spec, read_one)
+    return FleetStatus(found, {n: statuses[n] for n in found.runs if n in statuses}, named,
+                       store_gaps(stores, listed) if stores else [], mirrored)

@@ -6,7 +6,7 @@ changes (before -> after) and whether it is disruptive. Keys appear only as (sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cephstack.plan.state import POOL_INIT_STARTED, Health
@@ -14,8 +14,8 @@ from cephstack.spec.caps import parse_cap
 from cephstack.spec.load import CrushRuleSpec, PoolSpec
 
 if TYPE_CHECKING:  # rendering is imported only when the spec asks for it
-    from cephstack.render.drift import RenderedOnDisk
     from cephstack.render.model import RenderedFile
+    from cephstack.session.drift import RenderedOnDisk
 
 RBD_APPLICATION = "rbd"
 
@@ -137,6 +137,7 @@ class InitPool(Action):
 class CreateClient(Action):
     entity: str
     caps: dict[str, str]
+    key_type: str = ""  # the type the cluster gives new keys ("" not observed)
     symbol = "+"
     kind = "create_client"
 
@@ -145,8 +146,9 @@ class CreateClient(Action):
         return self.entity
 
     def changes(self) -> tuple[Change, ...]:
+        kind = (Change("key type", None, self.key_type),) if self.key_type else ()
         return (*(Change(f"caps {d}", None, c) for d, c in sorted(self.caps.items())),
-                Change("key", None, "(sensitive)"))
+                Change("key", None, "(sensitive)"), *kind)
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,8 @@ class Plan:
     render_directory: str | None = None  # where rendered files live (the spec's render:)
     health: Health | None = None  # the cluster's condition when observed (one line)
     notes: tuple[str, ...] = ()  # what the plan could not check (it changes nothing)
+    # Monitor settings the plan used: name -> {value, source, monitors} (plan/settings.py).
+    settings: dict = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:

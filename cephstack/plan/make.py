@@ -30,7 +30,11 @@ from cephstack.plan.actions import (  # re-exported: callers import actions from
     _differences,
 )
 from cephstack.plan.crush import bucket, classes_under, rule_reach
+from cephstack.plan.extras import extra_actions
+from cephstack.plan.keyopinions import key_notes
+from cephstack.plan.opinions import foreseen
 from cephstack.plan.prune import prune_plan
+from cephstack.plan.settings import change_command, settings_json, source_note, source_text
 from cephstack.plan.state import (
     POOL_INIT_MISSING,
     POOL_INIT_STARTED,
@@ -49,7 +53,7 @@ __all__ = ["RBD_APPLICATION", "Action", "Change", "CreateClient", "CreateCrushRu
            "UpdateCaps", "UpdatePool", "WriteKeyring", "make_plan"]
 
 if TYPE_CHECKING:  # rendering is imported only when the spec asks for it
-    from cephstack.render.drift import RenderedOnDisk
+    from cephstack.session.drift import RenderedOnDisk
 
 # -- planner ----------------------------------------------------------------------
 
@@ -106,10 +110,11 @@ def _pg_budget(spec: Spec, state: ClusterState) -> tuple[str, ...]:
     if not growth or total <= limit:
         return ()
     shown = "; ".join(growth[:5]) + (f"; and {len(growth) - 5} more" if len(growth) > 5 else "")
+    where = source_note(state, "mon_max_pg_per_osd").replace(" (", " (mon_max_pg_per_osd ", 1)
     return (f"placement-group budget exceeded: the pools would hold {total} PG replicas "
             f"(pg_num x size; growing: {shown}), more than mon_max_pg_per_osd "
-            f"{state.max_pg_per_osd} x {osds} OSD(s) in = {limit}; "
-            "fix: lower pg_num, use autoscale: true, or add OSDs",)
+            f"{state.max_pg_per_osd} x {osds} OSD(s) in = {limit}{where}; fix: lower "
+            "pg_num, use autoscale: true, or add OSDs",)
 
 
 def _init_pending(want: PoolSpec, have: PoolState) -> bool:
@@ -236,11 +241,14 @@ def _pool_problems(want: PoolSpec, have: PoolState | None, state: ClusterState,
     grows = have is None or (not want.autoscale and want.pg_num > have.pg_num)
     if grows and want.pg_num > state.max_pool_pg_num:
         out.append(f"{addr}: pg_num {want.pg_num} is over the monitor's limit "
-                   f"mon_max_pool_pg_num {state.max_pool_pg_num}; fix: pg_num "
-                   f"{state.max_pool_pg_num} or less (or raise mon_max_pool_pg_num)")
+                   f"mon_max_pool_pg_num {state.max_pool_pg_num}"
+                   f"{source_note(state, 'mon_max_pool_pg_num')}; fix: pg_num "
+                   f"{state.max_pool_pg_num} or less (or raise it: "
+                   f"{change_command(state, 'mon_max_pool_pg_num', want.pg_num)})")
     size = want.size or (have.size if have else state.default_pool_size)
     size_is = f"size {size}" + ("" if want.size else " (its current size)" if have
-                                else " (the cluster's default, osd_pool_default_size)")
+                                else " (the cluster's default, "
+                                f"{source_text(state, 'osd_pool_default_size')})")
     if want.min_size is not None and want.min_size > size:
         out.append(f"{addr}: min_size {want.min_size} is above {size_is}; the monitor "
                    f"refuses it; fix: set size: {want.min_size} or more, or lower min_size")
@@ -316,7 +324,7 @@ def make_plan(spec: Spec, state: ClusterState,
     for entity, client in wanted.items():
         have_client = state.clients.get(entity)
         if have_client is None:
-            actions.append(CreateClient(entity, client.text))
+            actions.append(CreateClient(entity, client.text, state.auth.preferred))
             continue
         current = Caps.parse(have_client.caps)
         if current != client.caps:
@@ -346,6 +354,9 @@ def make_plan(spec: Spec, state: ClusterState,
             if access:
                 actions.append(FixKeyringAccess(path, tuple(access), k.mode, k.owner, k.group))
 
+    extra, extra_notes = extra_actions(spec, state)  # trash schedules, msgr2 (issue 20)
+    actions += extra
+    notes += extra_notes
     for f in rendered:
         if f.wanted is None:
             actions.append(RemoveRenderedFile(f))
@@ -356,6 +367,8 @@ def make_plan(spec: Spec, state: ClusterState,
     pruning = prune_plan(spec, state, wanted)
     actions += pruning.actions
     notes += pruning.notes
+    notes += foreseen(spec, state)  # what audit will call wrong, said before apply makes it
+    notes += key_notes(state, wanted)
     ours = {*pruning.candidates.pools, *pruning.candidates.users}
     unmanaged_pools = tuple(sorted(n for n in state.pools
                                    if n not in spec.pools and n not in ours))
@@ -369,4 +382,4 @@ def make_plan(spec: Spec, state: ClusterState,
                 + pruning.refusals,
                 state.fingerprint(), pending,
                 spec.render.directory if spec.render else None,
-                health=state.health, notes=tuple(notes))
+                health=state.health, notes=tuple(notes), settings=settings_json(state))

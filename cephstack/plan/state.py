@@ -8,11 +8,19 @@ import json
 from dataclasses import dataclass, field
 
 from cephstack.keyfiles import FileState, Secret
+from cephstack.plan.keytypes import AuthFacts
 
 # Ceph's defaults, used when the cluster's config database does not set them.
 DEFAULT_MAX_PG_PER_OSD = 250
 DEFAULT_POOL_SIZE = 3
 DEFAULT_MAX_POOL_PG_NUM = 65536  # mon_max_pool_pg_num
+
+# Where a setting's running value comes from (ClusterState.settings), as the monitor's
+# `config diff` names its layers, highest first: what a change must go through.
+SOURCE_OVERRIDE = "override"  # `ceph tell mon.* config set` (or injectargs): until restart
+SOURCE_FILE = "file"  # the monitors' ceph.conf (also "cmdline", "env": how they were started)
+SOURCE_DATABASE = "config database"  # `ceph config set` (the monitors' config database)
+SOURCE_DEFAULT = "default"  # Ceph's compiled default
 
 # PoolState.pool_init: librbd's pool validation (`rbd pool init`) as its rbd_info object says.
 POOL_VALIDATED = "validated"  # "overwrite validated": the pool is ready for RBD
@@ -35,12 +43,24 @@ class PoolState:
     quota_max_objects: int
     pool_init: str | None = None  # one of POOL_* above; None: not read (not asked for)
     pool_id: int = -1  # -1: not known
+    create_time: str = ""  # as the monitors give it; "" not known
 
 
 @dataclass(frozen=True)
 class RecordedKeyring:
     entity: str
     exists: bool  # something is at the path now
+    real: str = ""  # the path with every link resolved ("" when it could not be)
+    regular: bool = False  # a regular file, not a link
+
+
+@dataclass(frozen=True)
+class RecordedPool:
+    """A pool as cephstack recorded it: by the id and creation time the monitors gave it
+    (a namesake made by hand after a deletion has others)."""
+
+    id: int
+    created: str = ""  # `osd pool ls detail`'s create_time
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,13 @@ class Created:
     pools: dict[str, int] = field(default_factory=dict)  # name -> the id it had when created
     users: frozenset[str] = frozenset()
     keyrings: dict[str, RecordedKeyring] = field(default_factory=dict)  # this host's files
+    pool_times: dict[str, str] = field(default_factory=dict)  # name -> recorded create_time
+    user_caps: dict[str, dict[str, str]] = field(default_factory=dict)  # as cephstack gave
+    keyring_dir: str = ""  # the spec's keyring directory, every link resolved
+    # Records that are not this spec's: by other specs (owner -> "pool x", "client.y") and
+    # from before records were kept per spec ("" -> ...): never pruned, only shown.
+    others: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    owner: str = ""  # whose records these are (Spec.records_owner)
 
 
 @dataclass(frozen=True)
@@ -58,10 +85,13 @@ class PoolContents:
     snapshots: int
     trash: int
     snapshots_partial: bool = False  # only the first images' snapshots were counted
+    objects: int = 0  # RADOS objects beyond RBD's empty bookkeeping, in any namespace
+    namespaces: tuple[str, ...] = ()  # the namespaces those objects are in ("" the default)
+    objects_partial: bool = False  # more objects than were listed
 
     @property
     def empty(self) -> bool:
-        return not (self.images or self.snapshots or self.trash)
+        return not (self.images or self.snapshots or self.trash or self.objects)
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,16 @@ class PruneFacts:
     sessions: dict[str, int] = field(default_factory=dict)  # entity -> monitor sessions
     pool_delete_allowed: bool | None = None  # mon_allow_pool_delete; None: not read
     keyrings_held: dict[str, bool] = field(default_factory=dict)  # path -> holds its key
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a plan decision depends on: its value and where it comes from (SOURCE_*);
+    `monitors` names the monitors whose running value this is ("" not asked)."""
+
+    value: str
+    source: str
+    monitors: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,6 +173,7 @@ class Health:
     # Per pool, read only when the summary shows PGs not active, or not every pool's PGs
     # yet (bounded: one `pg dump pgs_brief`); PGs not reported count as "unknown".
     pool_pg_states: dict[str, dict[str, int]] | None = None
+    checks: tuple[str, ...] = ()  # the health checks raised (POOL_NO_REDUNDANCY, ...)
 
     def inactive_pgs(self, pool: str) -> int | None:
         """How many of `pool`'s PGs are not active (I/O to them blocks); None: unknown."""
@@ -174,6 +215,12 @@ class ClusterState:
     crush_nodes: dict[int, CrushNode] = field(default_factory=dict)
     created: Created = Created()  # what cephstack recorded having created
     prune: PruneFacts | None = None  # None: not observed for --prune
+    # The settings above (and a few more) by name, with their source (ceph/running.py).
+    settings: dict[str, Setting] = field(default_factory=dict)
+    # The release and its cephx key types, as the monitor map says (keytypes.py).
+    auth: AuthFacts = AuthFacts()
+    # Trash purge schedules and msgr2 settings (ceph/extras.py, plan/extras.py); empty: not read
+    extras: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A digest of every fact a plan depends on (keys included, hashed, never shown)."""
@@ -197,6 +244,7 @@ class ClusterState:
             "prune": None if self.prune is None else [
                 {p: vars(c) for p, c in self.prune.pool_contents.items()},
                 self.prune.sessions, self.prune.pool_delete_allowed, self.prune.keyrings_held],
+            "extras": {k: v for k, v in self.extras.items() if k != "not_read"},
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 
+from cephstack import FORMAT_VERSION
 from cephstack.errors import CephstackError
-from cephstack.render.ini import Section, merged_sections
+from cephstack.render.ini import Section
 from cephstack.render.kolla import kolla
-from cephstack.render.model import ClusterFacts, RenderedFile
-from cephstack.render.plain import plain, service_sections
+from cephstack.render.model import ClusterFacts, RenderedFile, with_ms_mode
+from cephstack.render.plain import plain
+from cephstack.render.roles import choose, role_sections
 from cephstack.spec.load import Spec
 
 FORMATS = ("plain", "kolla")
@@ -23,7 +25,7 @@ INDEX = "RENDERED.json"
 
 
 def index_text(fmt: str, paths: list[str]) -> str:
-    return json.dumps({"format_version": "1", "format": fmt, "files": sorted(paths)},
+    return json.dumps({"format_version": FORMAT_VERSION, "format": fmt, "files": sorted(paths)},
                       indent=2) + "\n"
 
 
@@ -38,24 +40,21 @@ def indexed_paths(text: str) -> list[str]:
             and ".." not in p.split("/")]
 
 
-def render(spec: Spec, facts: ClusterFacts, fmt: str = "plain") -> list[RenderedFile]:
-    """Every file of the layout `fmt`, in a stable order, the index last."""
+def render(spec: Spec, facts: dict[str, ClusterFacts] | ClusterFacts,
+           fmt: str = "plain") -> list[RenderedFile]:
+    """Every file of the layout `fmt`, in a stable order, the index last. `facts`: each
+    cluster's, by name (a fleet of one may give its own alone)."""
     if fmt not in FORMATS:
         raise CephstackError(f"unknown format {fmt!r}", hint=f"one of: {', '.join(FORMATS)}")
+    if isinstance(facts, ClusterFacts):
+        facts = {spec.cluster_name: facts}
+    facts = with_ms_mode(spec, facts)
     files = plain(spec, facts) if fmt == "plain" else kolla(spec, facts)
     return files + [RenderedFile(INDEX, index_text(fmt, [f.path for f in files]))]
 
 
 def file_sections(spec: Spec, fsid: str, service_file: str) -> list[Section]:
-    """The sections cephstack owns in glance-api.conf ("glance"), cinder.conf ("cinder":
-    volumes and backups) or nova.conf ("nova"), for --merge-into."""
-    kinds = {"glance": ("glance",), "cinder": ("cinder-volume", "cinder-backup"),
-             "nova": ("nova",)}.get(service_file)
-    if kinds is None:
-        raise CephstackError(f"unknown service file {service_file!r}",
-                             hint="glance, cinder or nova")
-    present = [k for k in kinds if k in spec.services]
-    if not present:
-        raise CephstackError(f"the spec declares no service for {service_file}'s file",
-                             hint=f"add {' or '.join(kinds)} under services:")
-    return merged_sections(*(service_sections(spec, fsid, k) for k in present))
+    """The sections cephstack owns in a one-cluster spec's glance-api.conf ("glance"),
+    cinder.conf ("cinder": volumes and backups) or nova.conf ("nova"), for --merge-into."""
+    chosen = choose(spec, None, service_file)
+    return role_sections(spec, chosen, {spec.cluster_name: fsid})

@@ -25,10 +25,35 @@ QEMU_CLIENTS = (
 QEMU_DIRECTORIES = ("/var/run/ceph/guests", "/var/log/qemu")
 
 
+def ms_options(mode: str | None) -> tuple[Option, ...]:
+    """The msgr2 mode every connection of this host's clients asks for (spec cluster
+    ms_mode): to the monitors and to the OSDs. Otherwise Ceph's defaults (crc preferred,
+    secure accepted)."""
+    if mode != "secure":
+        return ()
+    return (Option("ms_client_mode", mode, "msgr2 mode of the connections to the OSDs: "
+                   "secure encrypts every volume's data on the wire."),
+            Option("ms_mon_client_mode", mode, "msgr2 mode of the connections to the "
+                   "monitors."))
+
+
+def v2_only(mon_host: str) -> str:
+    """mon_host without the msgr1 addresses: msgr1 has no secure mode."""
+    vectors = []
+    for vector in mon_host.split():
+        if vector.startswith("["):
+            kept = [a for a in vector.strip("[]").split(",") if a.startswith("v2:")]
+            vectors.append(f"[{','.join(kept)}]" if kept else vector)
+        else:
+            vectors.append(vector)
+    return " ".join(vectors)
+
+
 def ceph_conf(facts: ClusterFacts, qemu: bool) -> str:
     """`qemu`: for a compute host, whose guests' librbd reads the QEMU settings."""
-    client = ALL_CLIENTS + (QEMU_CLIENTS if qemu else ())
+    client = ALL_CLIENTS + ms_options(facts.ms_mode) + (QEMU_CLIENTS if qemu else ())
+    mon_host = v2_only(facts.mon_host) if facts.ms_mode == "secure" else facts.mon_host
     sections = [Section("global", (Option("fsid", facts.fsid),
-                                   Option("mon_host", facts.mon_host))),
+                                   Option("mon_host", mon_host))),
                 Section("client", client)]
     return ini_text(sections, "Ceph client configuration, written by cephstack render.")

@@ -2,13 +2,32 @@
 
 Option names and defaults: glance_store/_drivers/rbd.py, cinder/volume/drivers/rbd.py,
 cinder/backup/drivers/ceph.py, nova/conf/libvirt.py (see ../shared/design/OPENSTACK-RBD.md).
+
+A fleet's settings (the *_settings functions) are each cluster's settings with the options
+that select the cluster. With several clusters (a spec with clusters:):
+- Glance: multi-store, one RBD store per cluster named after it (enabled_backends
+  "central:rbd,edge1:rbd"), rbd_store_ceph_conf /etc/ceph/<cluster>.conf; the default store
+  is the cluster of Glance's first pool.
+- Cinder: a backend per pool with rbd_cluster_name, rbd_ceph_conf, backend_availability_zone
+  and the libvirt secret of (cluster, Cinder's user); a mirrored pool adds
+  replication_device naming the secondary's conf, the same user and its secret there.
+- Cinder backup: backup_ceph_conf of the backups' cluster (any cluster).
+- Nova: per availability zone (cluster): images_rbd_ceph_conf, and
+  images_rbd_glance_store_name = the zone's Glance store, so Nova clones images from the
+  local store instead of copying them across sites.
+A fleet of one keeps the one-cluster settings: store "rbd", /etc/ceph/ceph.conf, no option
+naming its cluster (cephstack.render.model.names_clusters).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cephstack.render.ini import Option, Section
-from cephstack.render.model import CEPH_CONF, secret_uuid
+from cephstack.render.model import CEPH_CONF, conf_path, names_clusters, secret_uuid
+from cephstack.spec.fleet import availability_zone, pool_cluster, split
 from cephstack.spec.load import Spec
+from cephstack.spec.model import CinderTrash
 
 GLANCE_CHUNK_MIB = 8  # glance_store's rbd_store_chunk_size default
 CINDER_CHUNK_MIB = 4  # cinder's rbd_store_chunk_size default
@@ -98,15 +117,30 @@ def cinder_volume(spec: Spec, fsid: str) -> list[Section]:
             Option("rbd_store_chunk_size", str(s.chunk_size_mib or CINDER_CHUNK_MIB),
                    "MiB: the RBD object size of new volumes."),
             Option("rados_connect_timeout", "-1"),
+            *_deferred_deletion(s.trash),
         )))
     return sections
+
+
+def _deferred_deletion(trash: CinderTrash | None) -> tuple[Option, ...]:
+    """Cinder's deferred deletion (spec services.cinder-volume.trash): every deleted volume
+    goes to the RBD trash, Cinder's periodic task purges what is due."""
+    if trash is None:
+        return ()
+    return (Option("enable_deferred_deletion", str(trash.deferred_deletion),
+                   "Deleted volumes go to the RBD trash; Cinder purges them."),
+            Option("deferred_deletion_delay", str(trash.delay),
+                   "Seconds a deleted volume stays restorable in the trash."),
+            Option("deferred_deletion_purge_interval", str(trash.purge_interval),
+                   "Seconds between Cinder's purges of the trash."))
 
 
 def cinder_backup(spec: Spec) -> list[Section]:
     s = spec.services["cinder-backup"]
     return [Section("DEFAULT", (
         Option("backup_driver", "cinder.backup.drivers.ceph.CephBackupDriver",
-               "Source volumes are read as Cinder's rbd_user: this host needs its keyring too."),
+               "Source volumes are read as Cinder's rbd_user: this host needs its keyring too.",
+               merge="replace" if s.replace_existing else "set"),
         Option("backup_ceph_conf", CEPH_CONF),
         Option("backup_ceph_user", s.user),
         Option("backup_ceph_pool", s.pools[0]),
@@ -120,7 +154,7 @@ def cinder_backup(spec: Spec) -> list[Section]:
 def nova(spec: Spec, fsid: str) -> list[Section]:
     s = spec.services["nova"]
     return [Section("libvirt", (
-        Option("images_type", "rbd"),
+        Option("images_type", "rbd", merge="replace" if s.replace_existing else "set"),
         Option("images_rbd_pool", s.pools[0]),
         Option("images_rbd_ceph_conf", CEPH_CONF),
         Option("rbd_user", s.user),
@@ -129,3 +163,108 @@ def nova(spec: Spec, fsid: str) -> list[Section]:
         Option("disk_cachemodes", "network=writeback"),
         Option("hw_disk_discard", "unmap", "Pass guest TRIM/discard down to RBD."),
     ))]
+
+
+def _set(section: Section, values: dict[str, str], after: str | None = None,
+         extra: tuple[Option, ...] = ()) -> Section:
+    """`section` with some option values replaced, and `extra` options after `after`."""
+    options: list[Option] = []
+    for o in section.options:
+        options.append(replace(o, value=values[o.key]) if o.key in values else o)
+        if o.key == after:
+            options += extra
+    return Section(section.name, tuple(options))
+
+
+def secret_of(spec: Spec, fsids: dict[str, str], cluster: str, kind: str) -> str:
+    """The libvirt secret of service `kind`'s user on `cluster`: one per (cluster, user)."""
+    return libvirt_secret(spec, fsids[cluster], kind)
+
+
+def glance_stores(spec: Spec) -> list[tuple[str, str, str]]:
+    """(store name, cluster, pool) of Glance's pools, the default store first."""
+    return [(c if names_clusters(spec) else GLANCE_STORE, c, p)
+            for c, p in ((pool_cluster(spec, p), p) for p in spec.services["glance"].pools)]
+
+
+def glance_settings(spec: Spec) -> list[Section]:
+    s = spec.services["glance"]
+    stores = glance_stores(spec)
+    out = [Section("DEFAULT", (
+        glance(spec)[0].options[0],  # show_image_direct_url, with its reason
+        Option("enabled_backends", ",".join(f"{name}:rbd" for name, _, _ in stores),
+               merge="list"),
+    )), Section("glance_store", (Option("default_backend", stores[0][0],
+                                        merge="set" if s.default_store else "absent"),))]
+    parts = split(spec)
+    for name, cluster, _pool in stores:
+        one = glance(parts[cluster])[2]  # the [rbd] store of that cluster's view
+        out.append(Section(name, _set(one, {"rbd_store_ceph_conf": conf_path(cluster)})
+                           .options))
+    return out
+
+
+def cinder_volume_settings(spec: Spec, fsids: dict[str, str]) -> list[Section]:
+    m = spec.mirroring
+    pools = backends(spec)
+    sections = [Section("DEFAULT", (Option("enabled_backends", ",".join(
+        section for _, section, _ in pools), merge="list"),))]
+    for pool, _section, _name in pools:
+        cluster = pool_cluster(spec, pool)
+        one = replace(spec, services={**spec.services, "cinder-volume": replace(
+            spec.services["cinder-volume"], pools=(pool,))})
+        [backend] = cinder_volume(one, fsids[cluster])[1:]
+        extra = [Option("rbd_cluster_name", cluster, "The cluster: /etc/ceph/<name>.conf and "
+                        "<name>.client.<user>.keyring, for os-brick as for the driver."),
+                 Option("backend_availability_zone", availability_zone(spec, cluster),
+                        "Volumes of this backend are in its cluster's zone.")] \
+            if names_clusters(spec) else []
+        if m and pool in m.pools:
+            extra.append(Option("replication_device", replication_device(spec, fsids),
+                                f"RBD mirroring to {m.secondary} (same pool name there): "
+                                "cinder failover-host switches to it."))
+        sections.append(_set(backend, {"rbd_ceph_conf": conf_path(cluster)}, "rbd_ceph_conf",
+                             tuple(extra)))
+    return sections
+
+
+def replication_device(spec: Spec, fsids: dict[str, str]) -> str:
+    m = spec.mirroring
+    user = spec.services["cinder-volume"].user
+    return (f"backend_id:{m.secondary},conf:{conf_path(m.secondary)},user:{user},"
+            f"secret_uuid:{secret_of(spec, fsids, m.secondary, 'cinder-volume')}")
+
+
+def cinder_backup_settings(spec: Spec) -> list[Section]:
+    cluster = pool_cluster(spec, spec.services["cinder-backup"].pools[0])
+    return [_set(s, {"backup_ceph_conf": conf_path(cluster)}) for s in cinder_backup(spec)]
+
+
+# With several Glance stores Nova would otherwise download an image from another site's
+# store and re-upload it as a flat disk (nova-specs victoria rbd-glance-multistore).
+NO_SILENT_DOWNLOADS = Section("workarounds", (Option(
+    "never_download_image_if_on_rbd", "True",
+    "Refuse an image missing from this zone's Glance store instead of copying it across "
+    "sites: copy it first with glance image-import --stores."),))
+
+
+def nova_settings(spec: Spec, fsids: dict[str, str], cluster: str) -> list[Section]:
+    """nova.conf of the computes of `cluster`'s zone."""
+    part = split(spec)[cluster]
+    [libvirt] = nova(part, fsids[cluster])
+    extra = ()
+    if "glance" in part.services and names_clusters(spec):  # one store: nothing to choose
+        extra = (Option("images_rbd_glance_store_name", cluster,
+                        "This zone's Glance store: images are cloned from it, never copied "
+                        "from another site's."),)
+    out = [_set(libvirt, {"images_rbd_ceph_conf": conf_path(cluster)}, "images_rbd_ceph_conf",
+                extra)]
+    if extra:  # several Glance stores: an image missing from this zone's store is refused
+        out.append(NO_SILENT_DOWNLOADS)
+    return out
+
+
+def nova_zones(spec: Spec) -> list[str]:
+    """The clusters with a Nova pool: one compute bundle (availability zone) each."""
+    return [pool_cluster(spec, p) for p in spec.services["nova"].pools] \
+        if "nova" in spec.services else []

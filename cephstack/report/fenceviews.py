@@ -1,18 +1,31 @@
-"""Text and JSON views of fence, unfence and locks (fence.py builds what they show). Pure."""
+"""Text and JSON views of fence, unfence and locks (cephstack.day2.fence builds what they
+show): one cluster's view, and the several-cluster one, a section per cluster holding that
+cluster's view or its error. Names other tools gave (pools, images, lock cookies) go to
+the terminal escaped (cephstack.text.printable): no raw control character. Pure."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from cephstack import FORMAT_VERSION
 from cephstack.day2.fence import (
-    FORMAT_VERSION,
     FencePlan,
     FenceResult,
     HeldImage,
     UnfenceItem,
     human_duration,
 )
+from cephstack.day2.fencing import Fenced
 from cephstack.day2.status import STALE, LockStatus, Status
+from cephstack.errors import EXIT_FAILED, error_json, error_text
+from cephstack.session.fleet import ClusterRun, Fleet
+from cephstack.text import printable, printable_lines
+
+
+def _text(lines: list[str]) -> str:
+    """The lines as terminal text: each escaped (no line of a view holds a newline)."""
+    return "\n".join(printable(line) for line in lines)
 
 
 def _expiry(expire: float | None) -> str:
@@ -66,6 +79,7 @@ def fence_text(plan: FencePlan, result: FenceResult | None = None) -> str:
                              + (" (before the fence)" if result is not None else ""))
     lines.append("")
     lines += _scanned_lines(plan)
+    lines += [f"Fenced anyway (--force): {why}" for why in plan.forced]
     live = [lk for _, lk in plan.locks if lk.state == "live"]
     if result is None:
         lines.append("")
@@ -76,7 +90,7 @@ def fence_text(plan: FencePlan, result: FenceResult | None = None) -> str:
         lines.append(f"Dry run: nothing changed. With --yes: blocklist "
                      f"{', '.join(t.address for t in plan.targets)} ({_expiry(plan.expire)}), "
                      f"then break {len(plan.locks)} lock(s).")
-        return "\n".join(lines)
+        return _text(lines)
     lines.append("")
     for entry, until in result.blocklisted.items():
         lines.append(f"Blocklisted {entry} until {until or '?'}")
@@ -95,7 +109,7 @@ def fence_text(plan: FencePlan, result: FenceResult | None = None) -> str:
                  + (f"; {len(result.failed)} lock(s) could not be broken" if result.failed
                     else "") + ". `cephstack unfence` lifts the blocklist once the host's old "
                  "clients are gone.")
-    return "\n".join(lines)
+    return _text(lines)
 
 
 def _lock_json(lock: LockStatus) -> dict[str, Any]:
@@ -135,6 +149,7 @@ def fence_json(plan: FencePlan, result: FenceResult | None = None) -> dict[str, 
                            "note": o.note} for o in result.locks if not o.freed],
             "still_watching": [{"pool": p, "image": i, "address": a}
                                for p, i, a in result.still_watching]} if result else {}),
+        **({"forced": list(plan.forced)} if plan.forced else {}),
     }
 
 
@@ -163,7 +178,7 @@ def unfence_text(items: tuple[UnfenceItem, ...], done: bool) -> str:
                      "client cut off while it ran would write again.")
     else:
         lines.append(f"Unfenced: removed {len(pending)} blocklist entr(ies).")
-    return "\n".join(lines)
+    return _text(lines)
 
 
 def unfence_json(items: tuple[UnfenceItem, ...], done: bool) -> dict[str, Any]:
@@ -201,7 +216,7 @@ def locks_text(held: tuple[HeldImage, ...], status: Status) -> str:
     if stale:
         lines.append("A stale lock's holder is gone: librbd breaks it when another client "
                      "opens the image; `cephstack fence ADDR --yes` frees it now.")
-    return "\n".join(lines)
+    return _text(lines)
 
 
 def locks_json(held: tuple[HeldImage, ...], status: Status) -> dict[str, Any]:
@@ -215,3 +230,117 @@ def locks_json(held: tuple[HeldImage, ...], status: Status) -> dict[str, Any]:
                         "pools": [{"pool": p.name, "images": p.images if p.read else None,
                                    "opened": p.scanned, "note": p.note or None}
                                   for p in status.pools]}}
+
+
+# -- several clusters: a section each ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClusterPart:
+    """One cluster's part of the output: its one-cluster text and JSON document, or the
+    error that stopped it there."""
+
+    name: str
+    conf: str
+    text: str = ""
+    document: dict[str, Any] | None = None
+    summary: str = ""  # a few words for the closing line
+    error: Exception | None = None
+    exit_code: int = 0  # non-zero without an error: e.g. a lock that could not be broken
+
+    @property
+    def code(self) -> int:
+        if self.error is not None:
+            return int(getattr(self.error, "exit_code", EXIT_FAILED))
+        return self.exit_code
+
+
+def combined_exit_code(codes: list[int]) -> int:
+    """As plan and apply across clusters: 0 if every cluster did its part, the failed
+    clusters' code when they share one (3: unreachable), else 1."""
+    failed = {c for c in codes if c}
+    if not failed:
+        return 0
+    return failed.pop() if len(failed) == 1 else EXIT_FAILED
+
+
+def clusters_text(parts: list[ClusterPart]) -> str:
+    """A section per cluster: its one-cluster view, or its error; a closing line."""
+    lines: list[str] = []
+    for part in parts:
+        lines.append(f"== cluster {part.name} ({part.conf}) ==")
+        lines.append(f"error: {part.name}: {printable_lines(error_text(part.error))}"
+                     if part.error else part.text)
+        lines.append("")
+    lines.append(f"Across {len(parts)} cluster(s): " + "; ".join(
+        f"{p.name}: {'FAILED' if p.error else p.summary}" for p in parts) + ".")
+    return "\n".join(lines)
+
+
+def clusters_json(parts: list[ClusterPart], **top: Any) -> dict[str, Any]:
+    """{"clusters": {name: <the one-cluster document> + "error"}, "failed": [...]}."""
+    return {"format_version": FORMAT_VERSION, **top,
+            "clusters": {p.name: {**(p.document or {}),
+                                  "error": error_json(p.error) if p.error else None}
+                         for p in parts},
+            "failed": [p.name for p in parts if p.error]}
+
+
+def fence_summary(plan: FencePlan, result: FenceResult | None) -> str:
+    if result is None:
+        return (f"would blocklist {len(plan.targets)} address(es), break "
+                f"{len(plan.locks)} lock(s)")
+    freed = len({(o.pool, o.image) for o in result.locks if o.freed})
+    return (f"fenced {len(result.blocklisted)} address(es), freed {freed} image(s)"
+            + (f", {len(result.failed)} lock(s) not broken" if result.failed else ""))
+
+
+def unfence_summary(items: tuple[UnfenceItem, ...], done: bool) -> str:
+    pending = sum(i.until is not None for i in items)
+    return f"{'removed' if done else 'would remove'} {pending} blocklist entr(ies)"
+
+
+def locks_summary(held: tuple, stale: int) -> str:
+    return f"{len(held)} image(s) locked or watched, {stale} stale lock(s)"
+
+
+def _part(run: ClusterRun, **found: Any) -> ClusterPart:
+    return ClusterPart(run.name, run.spec.cluster.conf if run.spec is not None else "",
+                       error=run.error, **found)
+
+
+def fence_parts(runs: Fleet, found: Fenced, act: bool) -> list[ClusterPart]:
+    parts = []
+    for run in runs.runs.values():
+        plan, result = found.plans.get(run.name), found.results.get(run.name)
+        if plan is None or (act and result is None):
+            parts.append(_part(run))
+            continue
+        parts.append(_part(run, text=fence_text(plan, result),
+                           document=fence_json(plan, result),
+                           summary=fence_summary(plan, result),
+                           exit_code=EXIT_FAILED if result is not None and result.failed
+                           else 0))
+    return parts
+
+
+def unfence_parts(runs: Fleet, items: dict[str, tuple[UnfenceItem, ...]], done: bool
+                  ) -> list[ClusterPart]:
+    return [_part(run, text=unfence_text(items[run.name], done),
+                  document=unfence_json(items[run.name], done),
+                  summary=unfence_summary(items[run.name], done))
+            if run.ok else _part(run) for run in runs.runs.values()]
+
+
+def locks_parts(runs: Fleet, found: dict[str, tuple[tuple[HeldImage, ...], Status]]
+                ) -> list[ClusterPart]:
+    parts = []
+    for run in runs.runs.values():
+        if not run.ok:
+            parts.append(_part(run))
+            continue
+        held, status = found[run.name]
+        stale = sum(lk.state == STALE for h in held for lk in h.locks)
+        parts.append(_part(run, text=locks_text(held, status),
+                           document=locks_json(held, status),
+                           summary=locks_summary(held, stale)))
+    return parts

@@ -2,8 +2,9 @@
 with the plan, the audit findings, the last verify results, the status of every pool and
 the access picture. Readable on a laptop, printable (print styles). Keys never appear:
 the page is built from the views that mask them (plan_json, status, access), and every
-text is escaped. Pure: data in, HTML text out. A page of several clusters
-(cephstack/report/multi.py) puts cluster_body under each cluster's heading in the same page.
+text is escaped, and shown printable (cephstack.text: a name may hold ESC, which no XML
+may). Pure: data in, HTML text out. A page of several clusters (cephstack/report/pages.py)
+puts cluster_body under each cluster's heading in the same page.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cephstack.adopt.access import ADMIN, KEYS, AccessPicture, access_svg, refus
 from cephstack.adopt.audit import Finding
 from cephstack.day2.status import Status
 from cephstack.report.statusviews import COLUMNS, pool_row, status_notes
+from cephstack.text import printable_lines
 
 _CSS = """
 :root{color-scheme:light}
@@ -71,8 +73,13 @@ class Place:
         return f"<h{self.level + below}>{text}</h{self.level + below}>"
 
 
-def _e(value: object) -> str:
-    return escape("" if value is None else str(value))
+def html_text(value: object) -> str:
+    """`value` as HTML (and SVG) text: markup escaped, control characters shown as escapes
+    (line breaks kept: an error and its hint)."""
+    return escape(printable_lines("" if value is None else value))
+
+
+_e = html_text
 
 
 def table(table_id: str, head: list[str], rows: list[list[str]],
@@ -98,7 +105,7 @@ def _status(status: Status, at: Place) -> str:
     numeric = {i for i, c in enumerate(COLUMNS) if c in _NUMERIC}
     rows = []
     for p in status.pools:
-        cells = [_e(c) for c in pool_row(p)]
+        cells = [escape(c) for c in pool_row(p)]  # printable already
         if p.stale_locks:
             cells[COLUMNS.index("STALE")] = f'<span class="bad">{cells[COLUMNS.index("STALE")]}' \
                                             "</span>"
@@ -109,7 +116,7 @@ def _status(status: Status, at: Place) -> str:
     out.append(table(at.id("status-pools"), list(COLUMNS), rows, numeric))
     notes = status_notes(status)
     if notes:
-        out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes)
+        out.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes)
                    + "</ul>")
     out.append(f'<p class="muted">Read in {status.seconds:.1f} s: {status.mon_commands} mon '
                f"commands, {status.images_opened} images opened (at most "

@@ -1,5 +1,10 @@
 """Views of a Status: one line per pool (status_text), everything (status_json), and
-Prometheus' text exposition format for a textfile collector (status_prometheus). Pure."""
+Prometheus' text exposition format for a textfile collector (status_prometheus); and of
+every cluster's (fleet_text, fleet_json, fleet_prometheus): one cluster as those, several
+with a section, a document or a cluster label each. Pure.
+
+Names are data (a pool, image or user may hold any character, ESC included): text shows
+them through cephstack.text.printable, so nothing raw reaches a terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +12,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from cephstack.day2.status import FORMAT_VERSION, PoolStatus, Status
+from cephstack import FORMAT_VERSION
+from cephstack.day2.keystatus import key_json, key_notes
+from cephstack.day2.mirrorstatus import mirrored_json, summary_line
+from cephstack.day2.status import FleetStatus, PoolStatus, Status
+from cephstack.day2.stores import gap_lines, gaps_json
+from cephstack.errors import error_json, error_text
+from cephstack.text import printable, printable_lines
 
 # -- views --------------------------------------------------------------------------------
 
@@ -66,7 +77,7 @@ def pool_row(p: PoolStatus) -> tuple[str, ...]:
         backups = f"{total}" + (f" ({len(p.backup_pile_ups)} piling)" if p.backup_pile_ups
                                 else "")
     return (
-        p.name, ",".join(p.services) or "-", human_bytes(p.stored),
+        printable(p.name), ",".join(p.services) or "-", human_bytes(p.stored),
         human_bytes(p.max_avail), _percent(p.fill_ratio), quota_cell(p),
         "-" if unread else _count(p.images), "-" if unread else _count(p.snapshots),
         _count(p.clones, p.clones_complete), "-" if unread else str(len(p.trash)),
@@ -85,12 +96,18 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def _health_line(status: Status) -> str:
     from cephstack.report.views import health_line
 
-    return health_line(status.health) if status.health else "Cluster: health not observed"
+    # Health messages quote pool names: printable too.
+    return printable(health_line(status.health)) if status.health \
+        else "Cluster: health not observed"
 
 
 def status_notes(status: Status, limit: int = 20) -> list[str]:
     """What needs a look, after the table: stale locks, piling backups, pools not read,
-    sampling."""
+    sampling. Each line printable: it names pools, images, users and Ceph's errors."""
+    return [printable(note) for note in _notes(status, limit)]
+
+
+def _notes(status: Status, limit: int) -> list[str]:
     notes = []
     stale = [(p.name, lock) for p in status.pools for lock in p.stale_locks]
     for pool, lock in stale[:limit]:
@@ -110,6 +127,9 @@ def status_notes(status: Status, limit: int = 20) -> list[str]:
     if len(broken) > limit:
         notes.append(f"... and {len(broken) - limit} more unreadable images")
     for p in status.pools:
+        if (oldest := p.oldest_trash) is not None:
+            notes.append(f"Trash: pool {p.name} holds {len(p.trash)} deleted image(s), the "
+                         f"oldest ({oldest.name}) since {oldest.deleted_at}")
         if not p.read:
             notes.append(f"Not read: pool {p.name}: {p.note}")
         elif p.sampled:
@@ -119,6 +139,7 @@ def status_notes(status: Status, limit: int = 20) -> list[str]:
     for name in status.missing_pools:
         notes.append(f"Missing: pool {name} is in the spec but not in the cluster "
                      "(cephstack apply creates it)")
+    notes += key_notes(status.insecure_keys, status.auth_checks)
     return notes
 
 
@@ -157,7 +178,8 @@ def pool_json(p: PoolStatus) -> dict[str, Any]:
         "read": p.read, "note": p.note or None,
         "images": p.images, "provisioned_bytes": p.provisioned_bytes,
         "snapshots": p.snapshots,
-        "trash": {"entries": len(p.trash), "images": [vars(t) for t in p.trash]},
+        "trash": {"entries": len(p.trash), "images": [vars(t) for t in p.trash],
+                  "oldest_deleted_at": p.oldest_trash.deleted_at if p.oldest_trash else None},
         "scan": {"images_opened": p.scanned, "sampled": p.sampled},
         "clones": p.clones, "clones_complete": p.clones_complete,
         "images_with_clones": p.images_with_clones,
@@ -187,8 +209,54 @@ def status_json(status: Status) -> dict[str, Any]:
                      for k, (e, pools) in status.services.items()},
         "pools": [pool_json(p) for p in status.pools],
         "missing_pools": list(status.missing_pools),
+        "insecure_keys": key_json(status.insecure_keys),
+        "auth_checks": list(status.auth_checks),
         "notes": status_notes(status, limit=10**9),
     }
+
+
+def fleet_text(found: FleetStatus) -> str:
+    """One cluster: status_text. Several: a section each (a cluster not read shows its
+    error) and a line across them."""
+    if not found.named:
+        return status_text(next(iter(found.statuses.values())))
+    runs, statuses = found.fleet.runs, found.statuses
+    lines: list[str] = []
+    for name, run in runs.items():
+        lines.append(f"== cluster {name} ({run.spec.cluster.conf}) ==")
+        lines.append(status_text(statuses[name]) if name in statuses
+                     else f"error: {name}: {printable_lines(error_text(run.error))}")
+        lines.append("")
+    lines.append(f"Across {len(runs)} clusters: " + "; ".join(
+        f"{name}: {len(statuses[name].pools)} pool(s)" if name in statuses
+        else f"{name}: FAILED" for name in runs) + ".")
+    lines += [printable(line) for line in gap_lines(found.store_gaps)]
+    lines += [printable(summary_line(c, p, images))
+              for (c, p), images in sorted(found.mirrored.items())]
+    return "\n".join(lines)
+
+
+def fleet_json(found: FleetStatus) -> dict[str, Any]:
+    """One cluster: status_json. Several: {"clusters": {name: <the one-cluster document> +
+    "error"}, "failed": [...]}."""
+    if not found.named:
+        return status_json(next(iter(found.statuses.values())))
+    statuses = found.statuses
+    return {"format_version": FORMAT_VERSION,
+            "clusters": {name: {**(status_json(statuses[name]) if name in statuses else {}),
+                                "error": error_json(run.error) if run.error else None}
+                         for name, run in found.fleet.runs.items()},
+            "failed": [r.name for r in found.fleet.failed],
+            "glance_stores": gaps_json(found.store_gaps),
+            "mirrored": {f"{c}/{p}": mirrored_json(images)
+                         for (c, p), images in sorted(found.mirrored.items())}}
+
+
+def fleet_prometheus(found: FleetStatus) -> str:
+    """One cluster: status_prometheus. Several: a cluster label on every sample."""
+    if not found.named:
+        return status_prometheus(next(iter(found.statuses.values())))
+    return clusters_prometheus(dict(found.statuses), [r.name for r in found.fleet.failed])
 
 
 # -- Prometheus ---------------------------------------------------------------------------

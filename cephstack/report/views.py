@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cephstack import FORMAT_VERSION
 from cephstack.adopt.audit import Finding
 from cephstack.plan.make import Action, Plan
 from cephstack.plan.state import Health
+from cephstack.text import printable, printable_lines
 from cephstack.verify.model import VerifyReport
-
-FORMAT_VERSION = "1"
 
 
 def _value(v: object) -> str:
@@ -64,11 +64,12 @@ def health_line(h: Health) -> str:
         pgs = f"{h.pgs} PGs: " + ", ".join(f"{n} {state}" for state, n in by_count)
     else:
         pgs = f"{h.pgs} PGs"
-    return f"Cluster: {h.status + ', ' if h.status else ''}{osds}, {pgs}"
+    raised = f" ({', '.join(printable(c) for c in h.checks)})" if h.checks else ""
+    return f"Cluster: {h.status + raised + ', ' if h.status else ''}{osds}, {pgs}"
 
 
 def _health_json(h: Health) -> dict[str, Any]:
-    return {"summary": health_line(h), "status": h.status or None,
+    return {"summary": health_line(h), "status": h.status or None, "checks": list(h.checks),
             "osds": {"total": h.osds, "up": h.osds_up, "in": h.osds_in},
             "pgs": {"total": h.pgs, "states_known": h.pgs_known, "by_state": h.pg_states,
                     "by_pool": h.pool_pg_states}}
@@ -114,7 +115,7 @@ def plan_text(plan: Plan) -> str:
         lines.append(f"{len(plan.disruptive)} disruptive action(s): apply needs "
                      "--allow-disruptive.")
     lines.append(summary_line(plan))
-    return "\n".join(lines)
+    return printable_lines("\n".join(lines))  # names from the cluster are data
 
 
 def _action_json(a: Action) -> dict[str, Any]:
@@ -138,6 +139,7 @@ def plan_json(plan: Plan, **extra: Any) -> dict[str, Any]:
         "notes": list(plan.notes),
         "cluster": _health_json(plan.health) if plan.health else None,
         "render_after_apply": plan.render_after_apply,
+        "settings": plan.settings,
         **extra,
     }
 
@@ -193,9 +195,10 @@ def audit_text(findings: list[Finding]) -> str:
     if not findings:
         return "Audit clean: no findings."
     lines = []
-    for f in findings:
-        lines += [f"{f.severity.upper():<7} {f.id}  {f.entity}", f"        {f.what}",
-                  f"        breaks: {f.breaks}", f"        fix:    {f.fix}"]
+    for f in findings:  # entities, pools and caps are names from the cluster: printable
+        lines += [f"{f.severity.upper():<7} {f.id}  {printable(f.entity)}",
+                  f"        {printable(f.what)}", f"        breaks: {printable(f.breaks)}",
+                  f"        fix:    {printable(f.fix)}"]
     errors = sum(f.severity == "error" for f in findings)
     lines.append(f"Audit: {errors} error(s), {len(findings) - errors} warning(s).")
     return "\n".join(lines)

@@ -25,8 +25,15 @@ from dataclasses import dataclass, field
 from cephstack import interrupt
 from cephstack.ceph import poolinit
 from cephstack.ceph.adapter import CephConnection
-from cephstack.ceph.cephx import keyring_blob, new_key
-from cephstack.errors import EXIT_TIMEOUT, CephstackError, OpTimedOut, PlanRefused
+from cephstack.ceph.auth import cluster_key_type
+from cephstack.ceph.capscheck import caps_refused
+from cephstack.ceph.cephx import import_keyring_text, new_key
+from cephstack.ceph.extras import extra_steps
+from cephstack.errors import (
+    ApplyFailed,
+    CephstackError,
+    PlanRefused,
+)
 from cephstack.keyfiles import Secret, keyring_text, set_file_access, write_atomic
 from cephstack.plan.make import (
     Change,
@@ -52,33 +59,6 @@ _POOL_SETTING = {  # plan field -> `osd pool set` variable
     "pg_num": "pg_num", "size": "size", "min_size": "min_size", "crush_rule": "crush_rule",
     "autoscale": "pg_autoscale_mode", "target_size_ratio": "target_size_ratio",
 }
-
-
-class ApplyFailed(CephstackError):
-    """Steps of a round failed. If one of them timed out (a monitor lost, a pool whose
-    placement groups no OSD serves), the whole failure is a timeout: exit code and hint
-    say so, and name what did not answer."""
-
-    def __init__(self, done: list[str], failures: list[tuple[str, Exception]]) -> None:
-        lines = [f"  {what}: {err.message if isinstance(err, OpTimedOut) else err}"
-                 for what, err in failures]
-        timeouts = [err for _, err in failures if isinstance(err, OpTimedOut)]
-        hint = "fix the cause and run apply again: it continues from where it stopped"
-        if timeouts:
-            hint = f"{timeouts[0].hint}; then run apply again: it continues from where it stopped"
-            self.exit_code = EXIT_TIMEOUT
-            self.kind = OpTimedOut.kind
-        super().__init__(
-            f"apply stopped: {len(failures)} step(s) failed, {len(done)} done and kept:\n"
-            + "\n".join(lines), hint=hint)
-        self.done = done
-        self.failures = failures
-
-    def details(self) -> dict[str, object]:
-        return {"done": list(self.done), "failures": [
-            {"step": what, **(err.as_json() if isinstance(err, CephstackError)
-                              else {"kind": "failed", "message": str(err)})}
-            for what, err in self.failures]}
 
 
 @dataclass
@@ -214,10 +194,12 @@ def _auth_import(conn: CephConnection, plan: Plan, state: ClusterState,
 
     def run() -> dict[str, Exception]:
         refused = _refused_caps(conn, users)
-        wanted = [(part, entity, key or new_key(), caps)
+        # New keys of the type the cluster prefers (aes256k on Tentacle).
+        kind = cluster_key_type(conn) if any(key is None for *_, key in users) else None
+        wanted = [(part, entity, key or new_key(key_type=kind), caps)
                   for part, entity, caps, key in users if part not in refused]
         if wanted:
-            conn.import_keyring(keyring_blob((e, k, c) for _, e, k, c in wanted))
+            conn.import_keyring(import_keyring_text((e, k, c) for _, e, k, c in wanted))
             keys.update({e: k for _, e, k, _ in wanted})
         return refused
 
@@ -232,9 +214,9 @@ def _refused_caps(conn: CephConnection, users: list[tuple[str, str, Mapping[str,
     """{part: error} for the users whose caps the monitor refuses: one check of every
     distinct cap string; only when it refuses one, one check per user to name them."""
     pairs = sorted({(daemon, cap) for _, _, caps, _ in users for daemon, cap in caps.items()})
-    if conn.caps_refused(pairs) is None:
+    if caps_refused(conn, pairs) is None:
         return {}
-    verdicts = conn.concurrently([lambda caps=caps: conn.caps_refused(sorted(caps.items()))
+    verdicts = conn.concurrently([lambda caps=caps: caps_refused(conn, sorted(caps.items()))
                                   for _, _, caps, _ in users])
     return {part: CephstackError(f"the monitor refuses the caps of {entity}: {why}",
                                  hint=f"fix the caps of {entity} in the spec")
@@ -281,15 +263,17 @@ def _round_three(conn: CephConnection, plan: Plan, state: ClusterState,
         elif isinstance(a, FixKeyringAccess):
             steps.append(_Step(f"~ keyring {a.path}: access", lambda a=a: set_file_access(
                 a.path, a.mode, a.owner, a.group), local=True))
+    # Trash purge schedules and msgr2 settings (ceph/extras.py): the pools exist by now.
+    steps += [_Step(what, run) for what, run in extra_steps(conn, plan.actions)]
     return steps
 
 
-def _removal_round(conn: CephConnection, plan: Plan) -> list[_Step]:
-    return [_Step(what, run) for what, run in removals(conn, plan)]
+def _removal_rounds(conn: CephConnection, plan: Plan) -> list[list[_Step]]:
+    return [[_Step(what, run) for what, run in r] for r in removals(conn, plan)]
 
 
 def _write_rendered(item: object, root: str | None) -> None:
-    from cephstack.render.drift import write_rendered  # only specs that render need it
+    from cephstack.session.drift import write_rendered  # only specs that render need it
 
     write_rendered(item, root)  # type: ignore[arg-type]
 
@@ -353,11 +337,12 @@ def apply_plan(conn: CephConnection, plan: Plan, state: ClusterState, *,
         finally:  # also after a failed round: what was made stays made
             record_created(conn, plan, state, keys, progress)
         _run_round(conn, _round_three(conn, plan, state, keys, snaps), result, progress)
-        if removals := _removal_round(conn, plan):  # --prune: last, after everything else
+        if removal_rounds := _removal_rounds(conn, plan):  # --prune: last of all
             try:
-                _run_round(conn, removals, result, progress)
+                for removal_round in removal_rounds:  # a refused round stops the next
+                    _run_round(conn, removal_round, result, progress)
             finally:
-                forget_removed(conn, plan, result.done, progress)
+                forget_removed(conn, plan, state, result.done, progress)
     finally:
         result.commands_sent = conn.commands_sent - sent_before
         result.seconds = time.monotonic() - started

@@ -58,13 +58,18 @@ def hold_lock(settings: Settings, conn: Any, command: str, shared: bool = False,
 
 
 def observe_for(conn: Any, spec: Any) -> Any:
+    from dataclasses import replace
+
+    from cephstack.ceph.extras import read_extras
     from cephstack.ceph.observe import observe
     from cephstack.spec.catalog import desired_clients
 
     paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-    return observe(conn, paths, monmap=spec.render is not None,
-                   keyring_owner=(spec.keyrings.owner, spec.keyrings.group),
-                   validate=[name for name, pool in spec.pools.items() if pool.init])
+    state = observe(conn, paths, monmap=spec.render is not None,
+                    keyring_owner=(spec.keyrings.owner, spec.keyrings.group),
+                    validate=[name for name, pool in spec.pools.items() if pool.init])
+    extras = read_extras(conn, spec)  # trash purge schedules, msgr2 modes (plan/extras.py)
+    return replace(state, extras=extras) if extras else state
 
 
 def plan_for(spec: Any, state: Any) -> Any:
@@ -72,6 +77,6 @@ def plan_for(spec: Any, state: Any) -> Any:
 
     if spec.render is None:
         return make_plan(spec, state)
-    from cephstack.render.drift import rendered_on_disk
+    from cephstack.session.drift import rendered_on_disk
 
     return make_plan(spec, state, rendered_on_disk(spec, state))

@@ -1,6 +1,10 @@
 """Rendered files on disk versus what rendering gives now: missing, stale and obsolete
 files (those an earlier render listed in RENDERED.json that are no longer rendered: a
-renamed user's keyring, a removed service's bundle). One writer for render and apply."""
+renamed user's keyring, a removed service's bundle). One writer for render and apply.
+
+For a fleet, rendering needs every cluster's fsid, monitors and keys: its files are
+compared once all clusters are observed (rendered_plan), and written after they are
+applied (write_rendered_files)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cephstack.errors import CephstackError
+from cephstack.plan.actions import RemoveRenderedFile, RewriteRenderedFile, _differences
+from cephstack.plan.make import Plan
 from cephstack.plan.state import ClusterState
 from cephstack.render.bundle import INDEX, indexed_paths, render
 from cephstack.render.model import ClusterFacts, RenderedFile, mon_host_from_monmap
@@ -55,6 +61,35 @@ def rendered_on_disk(spec: Spec, state: ClusterState) -> list[RenderedOnDisk]:
         return []
     return compare(Path(spec.render.directory), render(spec, facts_of(state),
                                                        spec.render.format))
+
+
+def rendered_plan(spec: Spec, states: dict[str, ClusterState | None]) -> Plan | None:
+    """The rendered files to write or remove, from every cluster's state by name (None
+    without render:, or when a cluster's state is missing: nothing can be rendered
+    without it)."""
+    if spec.render is None or any(s is None for s in states.values()):
+        return None
+    facts = {name: facts_of(state) for name, state in states.items()}
+    files = render(spec, facts, spec.render.format)
+    actions: list = []
+    for item in compare(Path(spec.render.directory), files):
+        if item.wanted is None:
+            actions.append(RemoveRenderedFile(item))
+        elif not item.in_sync:
+            actions.append(RewriteRenderedFile(item, _differences(item.on_disk, item.wanted)))
+    pending = spec.render.directory if any(
+        getattr(a.item.wanted, "pending", None) for a in actions) else None
+    return Plan(tuple(actions), render_after_apply=pending,
+                render_directory=spec.render.directory)
+
+
+def write_rendered_files(spec: Spec, plan: Plan) -> list[str]:
+    """Write (or remove) what `plan` lists; every key they need must exist by now."""
+    done = []
+    for action in plan.actions:
+        write_rendered(action.item, spec.render.directory)
+        done.append(f"rendered: {action.symbol} {action.address}")
+    return done
 
 
 def write_rendered(item: RenderedOnDisk, root: str | None = None) -> None:

@@ -8,20 +8,17 @@ meaning: a Caps value is a set of normalised grants per daemon type.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+
+from cephstack.errors import CapsSyntaxError
 
 DAEMON_TYPES = ("mon", "osd", "mgr", "mds")
 
 # What `profile rbd` grants covers: rwx on the pool plus class calls (osd), read (mon).
 _RBD_PROFILE_COVERS = frozenset({"r", "w", "x", "class-read", "class-write"})
 _READ_ONLY = frozenset({"r", "class-read"})
-
-
-class CapsSyntaxError(ValueError):
-    pass
 
 
 @dataclass(frozen=True, order=True)
@@ -34,13 +31,19 @@ class Grant:
     namespace: str | None = None
     other: tuple[str, ...] = ()  # remaining restrictions (object_prefix, tag, network, ...)
 
+    @property
+    def unparsed(self) -> bool:
+        return self.kind == _UNPARSED
+
     def render(self) -> str:
+        if self.unparsed:
+            return self.perms[0]
         words = [self.kind, *self.perms]
         if self.pool is not None:
-            words.append(f"pool={self.pool}")
+            words.append(f"pool={quoted(self.pool)}")
         if self.namespace is not None:
-            words.append(f"namespace={self.namespace}")
-        words.extend(self.other)
+            words.append(f"namespace={quoted(self.namespace)}")
+        words.extend(_rendered_word(w) for w in self.other)
         return " ".join(words)
 
     def _atoms(self) -> set[str]:
@@ -52,6 +55,8 @@ class Grant:
 
     def covers(self, other: Grant) -> bool:
         """True when this grant allows everything `other` allows."""
+        if self.unparsed or other.unparsed:  # what it allows is not known
+            return self == other
         if self.pool is not None and self.pool != other.pool:
             return False
         if self.namespace is not None and self.namespace != other.namespace:
@@ -72,64 +77,112 @@ class Grant:
         return self.kind == other.kind and mine == theirs
 
 
+def _rendered_word(word: str) -> str:
+    """A word of a grant's restrictions as it parses back: `command "osd pool ls"`."""
+    key, equals, value = word.partition("=")
+    if equals and _BARE.fullmatch(key):
+        return f"{key}={quoted(value)}"
+    return word if re.fullmatch(r"[^\s,\"']+", word) else quoted(word)
+
+
 _PERM_WORD = re.compile(r"^(\*|[rwx]+|class-read|class-write)$")
+_SPACE = " \t\n\r\x0b\x0c"  # Ceph's grammar: ascii::space
+_BARE = re.compile(r"[A-Za-z0-9_./-]+")  # Ceph's unquoted_word
+_UNPARSED = "unparsed"  # a grant the cluster holds that this parser cannot read
 
 
-def _split_grants(text: str) -> list[str]:
-    """Split on commas that are not inside quotes."""
-    parts, current, quote = [], [], None
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ",":
-            parts.append("".join(current))
-            current = []
+def quoted(value: str) -> str:
+    """`value` as Ceph's cap grammar takes it: bare when it is an unquoted word, else in
+    double quotes, or single quotes when it holds a double one (Ceph has no escapes)."""
+    if _BARE.fullmatch(value):
+        return value
+    if '"' not in value:
+        return f'"{value}"'
+    if "'" not in value:
+        return f"'{value}'"
+    raise CapsSyntaxError(f"{value!r} holds both quote characters: no cap can name it")
+
+
+def _scan(text: str) -> list[list[str]]:
+    """The grants of a cap string, each as its words, the way Ceph reads them: grants split
+    on commas, words on whitespace, and a quoted value ('...' or "...", at the start of a
+    word or right after its "=") taken literally up to the same quote: a pool `q'uote` is
+    `pool="q'uote"`, a comma or space inside quotes is part of the value. Backslashes are
+    plain characters, as in Ceph."""
+    grants: list[list[str]] = [[]]
+    word: list[str] | None = None
+    at = 0
+    while at < len(text):
+        ch = text[at]
+        if ch in "\"'" and (word is None or word[-1:] == ["="]):
+            end = text.find(ch, at + 1)
+            if end < 0:
+                raise CapsSyntaxError(f"cannot parse {text!r}: no closing quotation")
+            word = (word or []) + [text[at + 1:end]]
+            at = end + 1
             continue
-        current.append(ch)
-    parts.append("".join(current))
-    return [p.strip() for p in parts]
+        if ch in "\"'":
+            raise CapsSyntaxError(f"cannot parse {text!r}: a quote inside a word (quote the "
+                                  "whole value: pool=\"name\")")
+        if ch in _SPACE or ch == ",":
+            if word is not None:
+                grants[-1].append("".join(word))
+                word = None
+            if ch == ",":
+                grants.append([])
+        else:
+            word = (word or []) + [ch]
+        at += 1
+    if word is not None:
+        grants[-1].append("".join(word))
+    return grants
 
 
 _SPACED_EQUALS = re.compile(r"\s*=\s*")
 _LETTERS = re.compile(r"[rwx]+")
-_NOT_PLAIN = re.compile(r"[\"'\\]|[^\S \t]")  # quotes, escapes, whitespace but space/tab
+
+
+def _equals_joined(text: str) -> str:
+    """"pool = images" and "pool=images" mean the same (outside quotes)."""
+    if "'" not in text and '"' not in text:
+        return _SPACED_EQUALS.sub("=", text)
+    parts = re.split(r"(\"[^\"]*\"|'[^']*')", text)
+    return "".join(p if i % 2 else _SPACED_EQUALS.sub("=", p) for i, p in enumerate(parts))
 
 
 @cache
 def parse_grant(text: str) -> Grant:
     """One grant, parsed. Cached for the process: a plan compares the same cap strings of
     every user several times (spec, compiled caps, the cluster's), and Grant is immutable."""
-    # "pool = images" and "pool=images" mean the same.
-    text = _SPACED_EQUALS.sub("=", text.strip())
-    if not _NOT_PLAIN.search(text):
-        words = text.split()  # what shlex.split gives for text without quotes or escapes
-    else:
-        try:
-            words = shlex.split(text)
-        except ValueError as e:
-            raise CapsSyntaxError(f"cannot parse grant {text!r}: {e}") from None
+    found = _scan(_equals_joined(text.strip()))
+    if len(found) != 1:
+        raise CapsSyntaxError(f"{text!r} is several grants, not one")
+    return _grant(text, found[0])
+
+
+def _grant(text: str, words: list[str]) -> Grant:
     if len(words) < 2 or words[0] not in ("allow", "profile"):
-        raise CapsSyntaxError(f"grant {text!r} must start with 'allow' or 'profile'")
+        raise CapsSyntaxError(f"grant {text.strip()!r} must start with 'allow' or 'profile'")
     kind, rest = words[0], words[1:]
     perms: list[str] = []
     if kind == "profile":
         perms.append(rest.pop(0))
-    else:
-        while rest and _PERM_WORD.match(rest[0]):
-            perms.append(rest.pop(0))
     pool = namespace = None
     other: list[str] = []
-    for word in rest:
+    while rest:
+        word = rest.pop(0)
+        if word in ("pool", "namespace") and rest:  # Ceph takes "pool images" too
+            word = f"{word}={rest.pop(0)}"
         if word.startswith("pool="):
             pool = word.removeprefix("pool=")
         elif word.startswith("namespace="):
             namespace = word.removeprefix("namespace=")
+        elif kind == "allow" and not other and _PERM_WORD.match(word):
+            perms.append(word)  # before or after the pool: "allow pool images rwx" is old
         else:
             other.append(word)
     if kind == "allow" and not perms and not other:
-        raise CapsSyntaxError(f"grant {text!r} names no permission")
+        raise CapsSyntaxError(f"grant {text.strip()!r} names no permission")
     # rwx and xwr are the same permission set: keep single letters sorted.
     normal = sorted({c for p in perms if _LETTERS.fullmatch(p) for c in p})
     words_perm = sorted(p for p in perms if not _LETTERS.fullmatch(p))
@@ -143,7 +196,32 @@ def parse_cap(text: str) -> frozenset[Grant]:
     """Parse one daemon type's cap string into a set of grants (cached, as parse_grant)."""
     if not text.strip():
         return frozenset()
-    return frozenset(parse_grant(g) for g in _split_grants(text) if g)
+    return frozenset(_grant(text, words) for words in _scan(_equals_joined(text)) if words)
+
+
+def _lenient(text: str) -> frozenset[Grant]:
+    """parse_cap for caps a cluster holds: a grant it cannot read is kept as an "unparsed"
+    grant with its text (it covers nothing, audit names it) instead of failing the run."""
+    try:
+        return parse_cap(text)
+    except CapsSyntaxError:
+        pass
+    out: set[Grant] = set()
+    pieces, at = text.split(","), 0
+    while at < len(pieces):
+        # The shortest run of pieces that parses (a quoted value may hold a comma).
+        for end in range(at + 1, len(pieces) + 1):
+            try:
+                out |= parse_cap(",".join(pieces[at:end]))
+            except CapsSyntaxError:
+                continue
+            at = end
+            break
+        else:
+            if pieces[at].strip():
+                out.add(Grant(_UNPARSED, (pieces[at].strip(),)))
+            at += 1
+    return frozenset(out)
 
 
 def render_cap(grants: frozenset[Grant]) -> str:
@@ -158,7 +236,7 @@ class Caps:
 
     @staticmethod
     def parse(caps: Mapping[str, str]) -> Caps:
-        parsed = ((t, parse_cap(v)) for t, v in caps.items())
+        parsed = ((t, _lenient(v)) for t, v in caps.items())
         return Caps(tuple(sorted((t, g) for t, g in parsed if g)))
 
     def by_type(self) -> dict[str, frozenset[Grant]]:

@@ -15,6 +15,8 @@ from cephstack.spec.load import Spec
 
 # Which services clone Glance images copy-on-write and so need read on the images pool.
 CLONES_FROM_IMAGES = ("cinder-volume", "nova")
+# The caps of an rbd-mirror daemon's own user (client.rbd-mirror.<site>).
+MIRROR_USER_CAPS = {"mon": "profile rbd-mirror", "osd": "profile rbd"}
 
 
 @dataclass(frozen=True)

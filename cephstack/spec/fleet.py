@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cephstack.spec.catalog import MIRROR_USER_CAPS
 from cephstack.spec.model import ClientSpec, PoolSpec, ServiceSpec, Spec
 
 
@@ -20,10 +21,8 @@ def is_multi(spec: Spec) -> bool:
 
 
 def mirror_caps() -> dict[str, str]:
-    """The rbd-mirror daemon's caps (cephstack.ceph.mirror owns them)."""
-    from cephstack.ceph.mirror import mirror_user_caps
-
-    return dict(mirror_user_caps())
+    """The rbd-mirror daemon's caps."""
+    return dict(MIRROR_USER_CAPS)
 
 
 def cluster_pools(spec: Spec, name: str) -> dict[str, PoolSpec]:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from cephstack.errors import SpecError
+from cephstack.spec.extras import read_ms, read_pool_trash
 from cephstack.spec.mirroring import pinned_secret_problems, read_mirroring
 from cephstack.spec.model import (  # re-exported: the spec's types are imported from here
     _QUOTA_LIMIT,
@@ -64,7 +65,7 @@ def parse_spec(text: str, path: str = "<spec>", connect_as: str | None = None) -
                          "the spec is empty"])
     r = _Reader(path, loader)
     top = r.mapping(root, "", ("cluster", "clusters", "crush_rules", "pools", "services",
-                               "clients", "keyrings", "render", "mirroring"))
+                               "clients", "keyrings", "render", "mirroring", "id"))
     base = Path(path).parent
     cluster = _cluster(r, top["cluster"][1], base) if "cluster" in top else ClusterSettings()
     clusters = _clusters(r, top["clusters"][1], base) if "clusters" in top else {}
@@ -84,10 +85,21 @@ def parse_spec(text: str, path: str = "<spec>", connect_as: str | None = None) -
     render = _render(r, top["render"][1], base) if "render" in top else None
     mirroring = read_mirroring(r, top["mirroring"][1], clusters, pools, services) \
         if "mirroring" in top else None
+    spec_id = _spec_id(r, top["id"][1]) if "id" in top else None
     if r.problems:
         raise SpecError(r.problems)
     return Spec(path, cluster, pools, services, clients, keyrings, render, crush_rules,
-                clusters, mirroring)
+                clusters, mirroring, id=spec_id)
+
+
+def _spec_id(r: _Reader, node: yaml.Node) -> str | None:
+    """`id:` names this spec's records in the cluster (several specs may share one)."""
+    value = r.value(node, "id", (str,), "a name like cloud-a")
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
+        r.problem(node, "id", f"expected letters, digits, '.', '_' or '-' (at most 63, "
+                  f"the first a letter or digit), got {show(value)}")
+        return None
+    return value
 
 
 def _render(r: _Reader, node: yaml.Node, base: Path) -> RenderSettings | None:
@@ -119,9 +131,9 @@ def _cluster(r: _Reader, node: yaml.Node, base: Path, where: str = "cluster",
              name: str | None = None) -> ClusterSettings:
     """`cluster:`, or (with `name`) one entry of `clusters:`, whose files default to
     /etc/ceph/<name>.conf and /etc/ceph/<name>.<client>.keyring."""
-    m = r.mapping(node, where, ("conf", "keyring", "client", "connect_timeout")
-                  + (("availability_zone",) if name else ()))
-    out: dict[str, Any] = {}
+    m = r.mapping(node, where, ("conf", "keyring", "client", "connect_timeout", "ms_mode",
+                                "require_secure") + (("availability_zone",) if name else ()))
+    out: dict[str, Any] = read_ms(r, m, where)
     for key in ("conf", "keyring"):
         if key in m and (v := r.fs_path(m[key][1], f"{where}.{key}", base)):
             out[key] = v
@@ -210,8 +222,8 @@ def _pools(r: _Reader, node: yaml.Node,
 def _pool(r: _Reader, name: str, node: yaml.Node, where: str,
           clusters: dict[str, ClusterSettings]) -> PoolSpec:
     m = r.mapping(node, where, ("pg_num", "autoscale", "target_size_ratio", "size", "min_size",
-                                "crush_rule", "quota", "init", "cluster"))
-    out: dict[str, Any] = {}
+                                "crush_rule", "quota", "init", "cluster", "trash_purge"))
+    out: dict[str, Any] = read_pool_trash(r, m, where)
     if "cluster" in m and (v := r.name(m["cluster"][1], f"{where}.cluster", "cluster name")):
         if not clusters:
             r.problem(m["cluster"][1], f"{where}.cluster", "a pool names its cluster only in "

@@ -1,5 +1,5 @@
 """The parts of the spec only a several-cluster spec has: `mirroring:`, and the checks that
-tie services to clusters. spec.py reads the rest; clusters.py splits the result per cluster.
+tie services to clusters. load.py reads the rest; fleet.py splits the result per cluster.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""The spec as data: frozen dataclasses of the desired layout (spec.py loads them)."""
+"""The spec as data: frozen dataclasses of the desired layout (spec/load.py loads them)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ class ClusterSettings:
     client: str = "client.admin"
     connect_timeout: float = 10.0
     availability_zone: str | None = None  # clusters: only; None: the cluster's name
+    # msgr2 mode of the services' connections (spec/extras.py): None leaves Ceph's (crc)
+    ms_mode: str | None = None
+    require_secure: bool = False  # the cluster refuses connections not in secure mode
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class PoolSpec:
     quota: Quota = Quota()
     init: bool = True  # false: leave the rbd application and pool init alone (adopted pools)
     cluster: str | None = None  # the clusters: entry holding it; None in a one-cluster spec
+    # `rbd trash purge schedule` interval ("1d"); "off": none; None: the default
+    # (plan/trash.py: Cinder's pools cephstack manages get one)
+    trash_purge: str | None = None
 
 
 # CRUSH's default bucket types (`osd crush dump` types): a rule's failure domain is one.
@@ -102,6 +109,21 @@ class ServiceSpec:
     secret_uuid: str | None = None  # cinder-volume, nova: a libvirt secret computes have
     backends: dict[str, CinderBackendPin] = field(default_factory=dict)  # cinder: pool -> pin
     default_store: bool = False  # glance: make RBD the default store even if another one is
+    # cinder-backup, nova: replace a non-Ceph backup_driver / images_type a host's file has
+    # (merging refuses it otherwise: old backups or local guest disks would be lost).
+    replace_existing: bool = False
+    trash: CinderTrash | None = None  # cinder-volume: Cinder's own deferred deletion
+
+
+@dataclass(frozen=True)
+class CinderTrash:
+    """Cinder's deferred deletion (cinder.conf backend options enable_deferred_deletion,
+    deferred_deletion_delay, deferred_deletion_purge_interval): every deleted volume goes to
+    the RBD trash and Cinder's periodic task purges what is due."""
+
+    deferred_deletion: bool = True
+    delay: int = 0  # seconds before a deleted volume may be purged
+    purge_interval: int = 60  # seconds between Cinder's purges
 
 
 @dataclass(frozen=True)
@@ -150,11 +172,23 @@ class Spec:
     keyrings: KeyringSettings = KeyringSettings()
     render: RenderSettings | None = None  # where `cephstack render` writes; plan checks drift
     crush_rules: dict[str, CrushRuleSpec] = field(default_factory=dict)  # created when missing
-    # Several clusters (clusters.py splits such a spec into one Spec per cluster); empty:
+    # Several clusters (spec/fleet.py splits such a spec into one Spec per cluster); empty:
     # the one-cluster form, `cluster` above.
     clusters: dict[str, ClusterSettings] = field(default_factory=dict)
     mirroring: MirroringSpec | None = None  # RBD mirroring between two of the clusters
     cluster_name: str = "ceph"  # this spec's cluster: /etc/ceph/<cluster_name>.conf
+    id: str | None = None  # `id:`: whose records of what cephstack created (records_owner)
+
+    @property
+    def records_owner(self) -> str:
+        """Whose records of what cephstack created these are (cephstack/ceph/records.py),
+        so two specs on one cluster never prune each other: the spec's `id:` (init writes
+        one), else a name derived from its keyring directory (two specs on one cluster
+        need directories of their own anyway)."""
+        if self.id:
+            return self.id
+        where = _normalised(self.keyrings.directory)
+        return "dir-" + hashlib.sha256(where.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

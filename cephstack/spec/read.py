@@ -1,5 +1,5 @@
 """Reading a spec file: bytes -> YAML nodes -> checked values, each problem as
-file:line: field: what. Knows YAML, names and paths; what the spec means is spec.py's.
+file:line: field: what. Knows YAML, names and paths; what the spec means is load.py's.
 
 Nothing here raises anything but SpecError, whatever the file holds: other encodings,
 unknown tags, merge keys, deep nesting, several documents, control characters.

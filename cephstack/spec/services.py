@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from cephstack.spec.caps import DAEMON_TYPES, CapsSyntaxError, parse_cap
+from cephstack.spec.extras import read_cinder_trash
 from cephstack.spec.model import (
     _SAFE_MODES,
     _UUID,
@@ -25,9 +26,10 @@ _HOST_KEYS = ("unix_user", "keyring")
 _SERVICE_KEYS = {
     "glance": ("user", "pool", "pools", "chunk_size_mib", "default_store", *_HOST_KEYS),
     "cinder-volume": ("user", "pool", "pools", "chunk_size_mib", "secret_uuid", "backends",
-                      *_HOST_KEYS),
-    "cinder-backup": ("user", "pool", *_HOST_KEYS),
-    "nova": ("user", "pool", "pools", "direct_snapshots", "secret_uuid", *_HOST_KEYS),
+                      "trash", *_HOST_KEYS),
+    "cinder-backup": ("user", "pool", "replace_existing", *_HOST_KEYS),
+    "nova": ("user", "pool", "pools", "direct_snapshots", "secret_uuid", "replace_existing",
+             *_HOST_KEYS),
 }
 # Services that use one pool per cluster: Glance's store, Nova's ephemeral disks of a zone.
 _ONE_POOL_PER_CLUSTER = ("glance", "nova")
@@ -79,6 +81,8 @@ def _services(r: _Reader, node: yaml.Node, pools: dict[str, PoolSpec]) -> dict[s
             elif v is not None:
                 extra["chunk_size_mib"] = v
         extra.update(_service_host(r, m, kind, where, {p for p, _ in bound}))
+        if "trash" in m:  # Cinder's deferred deletion (spec/extras.py)
+            extra.update(read_cinder_trash(r, m["trash"][1], where))
         if user:
             services[kind] = ServiceSpec(kind, user, tuple(p for p, _ in bound),
                                          **{k: v for k, v in extra.items() if v is not None})
@@ -116,9 +120,10 @@ def _service_host(r: _Reader, m: dict, kind: str, where: str, pools: set[str]) -
                                           _SAFE_MODES)) is not None:
             access["mode"] = mode
     out["keyring"] = FileAccess(**access)
-    if "default_store" in m and (v := r.value(m["default_store"][1], f"{where}.default_store",
-                                              (bool,), "true or false")) is not None:
-        out["default_store"] = v
+    for flag in ("default_store", "replace_existing"):
+        if flag in m and (v := r.value(m[flag][1], f"{where}.{flag}", (bool,),
+                                       "true or false")) is not None:
+            out[flag] = v
     if "secret_uuid" in m:
         v = r.value(m["secret_uuid"][1], f"{where}.secret_uuid", (str,), "a UUID")
         if v is not None and not _UUID.fullmatch(v):

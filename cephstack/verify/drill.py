@@ -223,8 +223,26 @@ class _Drill:
                                       hint=f"remove it by hand: rbd rm {self.pool}/"
                                            f"{self.volume} on both clusters")
                 time.sleep(0.2)
+        for side in (self.a, self.b):
+            self._empty_trash(side, start)
         return f"{self.volume} removed on both sites" + (
             f" (forced promote on {', '.join(forced)} first)" if forced else "")
+
+    def _empty_trash(self, side: DrillSite, start: float) -> None:
+        """rbd-mirror removes a non-primary copy through the trash, where it may stay: the
+        volume's trash entries are removed too (whoever removes an entry first, the other
+        finds it gone), so the drill leaves nothing behind."""
+        while ids := [t["id"] for t in side.admin.rbd("trash_list", self.pool)
+                      if t["name"] == self.volume]:
+            for image_id in ids:
+                with suppress(CephCommandError):
+                    side.admin.rbd("trash_remove", self.pool, image_id, force=True)
+            if time.monotonic() - start > self.timeout:
+                raise DrillFailed(f"{self.pool}/{self.volume} is still in the trash on "
+                                  f"{side.site} after {self.timeout:g} s",
+                                  hint=f"rbd trash rm on {side.site}: `cephstack verify "
+                                       "--cleanup` removes it")
+            time.sleep(0.2)
 
 
 def failover_drill(primary: DrillSite, secondary: DrillSite, pool: str, *,

@@ -29,6 +29,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from cephstack import interrupt
 from cephstack.ceph.adapter import CephConnection
@@ -70,8 +71,10 @@ class Takeover:
                 str(access.keyring), access.client, self.pool, self.disk,
                 f"{access.connect_timeout:g}", f"{access.op_timeout:g}"]
 
-    def start(self, progress: Progress | None = None) -> None:
-        """Crash the first host and let the second one start waiting for the lock."""
+    def start(self, progress: Progress | None = None,
+              stopped: Callable[[], bool] = lambda: False) -> None:
+        """Crash the first host and let the second one start waiting for the lock.
+        `stopped`: the run stopped (the cluster did not answer another step): wait no more."""
         progress = progress or Silent()
         try:
             conn = self.ctx.conn(self.service)
@@ -84,7 +87,8 @@ class Takeover:
                 deadline = time.monotonic() + access.connect_timeout + 2 * access.op_timeout
                 ready: list[object] = []
                 with progress.waiting(f"the first host to lock {self.pool}/{self.disk}"):
-                    while not ready and time.monotonic() < deadline and holder.poll() is None:
+                    while (not ready and time.monotonic() < deadline
+                           and holder.poll() is None and not stopped()):
                         interrupt.check()
                         ready, _, _ = select.select([holder.stdout], [], [], 0.2)
                 line = holder.stdout.readline().strip() if ready else ""

@@ -86,8 +86,9 @@ def test_observe_costs_a_fixed_number_of_mon_commands(cluster, applied):
     spec = load_spec(applied[0])
 
     def cost(conn, *args, **kwargs) -> int:
-        """Six read-only commands; one more (`pg dump pgs_brief`) only while the PG
-        summary shows PGs not active, or lags behind new pools."""
+        """Seven read-only commands and one `config diff` per monitor (one here); one more
+        (`pg dump pgs_brief`) only while the PG summary shows PGs not active, or lags
+        behind new pools."""
         before = conn.commands_sent
         state = observe(conn, *args, **kwargs)
         per_pool = state.health is not None and state.health.pool_pg_states is not None
@@ -95,7 +96,7 @@ def test_observe_costs_a_fixed_number_of_mon_commands(cluster, applied):
 
     with cluster.admin() as conn:
         paths = {e: spec.keyrings.path_for(e) for e in desired_clients(spec)}
-        assert cost(conn, {}) == cost(conn, paths, validate=list(spec.pools)) == 6
+        assert cost(conn, {}) == cost(conn, paths, validate=list(spec.pools)) == 7 + 1
 
 
 def test_plan_json(cluster, applied):
@@ -117,7 +118,9 @@ def test_spec_edit_plans_exactly_the_edit_and_keeps_keys(cluster, applied):
     plan = cluster.cli("plan", "-f", str(edited), "--output", "json", "--detailed-exitcode")
     assert plan.returncode == 2
     actions = [(a["symbol"], a["address"]) for a in json.loads(plan.stdout)["actions"]]
-    assert actions == [("+", "pool.volume-ssd"), ("~", "client.cinder-volume")]
+    # A new Cinder pool gets the default trash purge schedule (plan/trash.py).
+    assert actions == [("+", "pool.volume-ssd"), ("~", "client.cinder-volume"),
+                       ("~", "trash_purge.volume-ssd")]
     done = cluster.cli("apply", "-f", str(edited), "--yes")
     assert done.returncode == 0, done.stderr
     assert dict(zip(SERVICE_USERS, _keys(cluster, SERVICE_USERS), strict=True)) == keys_before

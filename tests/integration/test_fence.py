@@ -205,3 +205,60 @@ def test_fencing_this_host_is_refused(cluster, spec):
     assert proc.returncode == 2
     assert "would cut off this cephstack process itself" in proc.stderr
     assert _blocklist(cluster) == before
+
+
+def _own_address(vec: dict) -> str:
+    """The first entry of an addrvec as fence takes it: IP:PORT/NONCE."""
+    first = vec["addrvec"][0]
+    return f"{first['addr']}/{first['nonce']}"
+
+
+def test_fencing_a_daemon_or_no_host_is_refused_before_any_change(cluster, spec):
+    """Issue 18: the active manager's and an OSD's own addresses are refused, naming the
+    daemon (--force would fence them); 0.0.0.0, 0.0.0.0:0/0 and :: are refused even with
+    --force. The blocklist is the same before and after each refusal."""
+    with cluster.admin() as conn:
+        mgr = _own_address(conn.mon("mgr dump")["active_addrs"])
+        osd = _own_address(conn.mon("osd dump")["osds"][0]["public_addrs"])
+    for address, daemon in ((mgr, "mgr.x"), (osd, "osd.0")):
+        before = _blocklist(cluster)
+        proc = cluster.cli("fence", address, "-f", str(spec), "--yes")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{address} is an address of {daemon}" in proc.stderr
+        assert "--force fences a daemon's address anyway" in proc.stderr
+        doc = json.loads(cluster.cli("fence", address, "-f", str(spec), "--yes", "--output",
+                                     "json").stdout)
+        assert doc["error"]["kind"] == "invalid-arguments" and daemon in doc["error"]["message"]
+        assert _blocklist(cluster) == before and len(_blocklist(cluster)) == len(before)
+    # --force without --yes: a dry run that names what it would fence anyway
+    forced = cluster.cli("fence", mgr, "-f", str(spec), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"Fenced anyway (--force): {mgr} is an address of mgr.x" in forced.stdout
+    for address in ("0.0.0.0", "0.0.0.0:0/0", "::"):
+        before = _blocklist(cluster)
+        proc = cluster.cli("fence", address, "-f", str(spec), "--yes", "--force")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "is the unspecified address, not a host" in proc.stderr
+        assert _blocklist(cluster) == before and len(_blocklist(cluster)) == len(before)
+
+
+def test_a_name_with_control_characters_is_escaped_in_text(cluster, spec):
+    """Issue 18: an image name holding ESC (librados allows it) goes to the terminal
+    escaped in fence's and locks' text, and as it is in their JSON."""
+    image = f"evil\x1b[2J{uuid.uuid4().hex[:8]}_disk"
+    with cluster.admin() as conn:
+        conn.rbd("create", "vm", image, 8 * MiB, 22, old_format=False,
+                 features=conn.features("layering", "exclusive_lock"))
+    holder = _probe(cluster, "hold", image)
+    try:
+        assert _line(holder) == "locked"
+        (_, _, address), = _lockers(cluster, image)
+    finally:
+        _stop(holder)
+    shown = cluster.cli("fence", address, "-f", str(spec))
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and image.replace("\x1b", "\\x1b") in shown.stdout
+    held = cluster.cli("locks", "-f", str(spec))
+    assert "\x1b" not in held.stdout and image.replace("\x1b", "\\x1b") in held.stdout
+    doc = json.loads(cluster.cli("fence", address, "-f", str(spec), "--output", "json").stdout)
+    assert [i["image"] for i in doc["images"]] == [image]

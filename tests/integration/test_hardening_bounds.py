@@ -189,7 +189,14 @@ def test_two_applies_at_once_take_turns(cluster, spec):
     third, fourth = small_spec(cluster, "turn3"), small_spec(cluster, "turn4")
     a = spawn(cluster, "apply", "-f", str(third), "--yes")
     wait_for_line(a, "+ pool turn3-")  # it holds the lock: it is changing the cluster
-    b, _ = timed(cluster, "apply", "-f", str(fourth), "--yes")
+    # Paused there (rounds still to do), it holds the lock for as long as the second takes
+    # to start: a live record of its own pid, whatever the machine's load.
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        assert [(h.pid, h.command) for h in lock_records(cluster)] == [(a.pid, "apply")]
+        b, _ = timed(cluster, "apply", "-f", str(fourth), "--yes")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
     a.communicate(timeout=60)
     assert a.returncode == 0
     assert b.returncode == 6 and "another run holds" in b.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cephstack.ceph.libversion import local_version
 from tests.data import kolla_facts
 
 PROBE = """
@@ -126,6 +127,12 @@ def test_installed_bundle_works_for_each_service_user(cluster, applied, hosts, r
                       "--output", "json")
     assert dry.returncode == 0, dry.stderr
     assert not (root / "etc/ceph/ceph.conf").exists()  # a dry run writes nothing
+    found = json.loads(dry.stdout)  # this host's Ceph client, each service's key type
+    mine = local_version()
+    assert (found["key_support"]["version"], found["key_support"]["aes256k"]) == \
+        (mine.version, mine.aes256k)
+    assert {s["entity"]: (s["key_type"], s["usable"]) for s in found["services"]} == \
+        {e: ("aes", True) for _, e, _ in users}
     proc = cluster.cli("host", "install", str(out / role), "--root", str(root), "--output",
                        "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr

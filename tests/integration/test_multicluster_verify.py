@@ -171,7 +171,7 @@ def test_mirroring_drill_fails_over_and_back(verified, applied):
 def test_forced_failover_drill_with_the_primary_down(applied):
     """The drill lane verify runs, with an outage: site-a's monitor, manager and rbd-mirror
     stopped, so the secondary is promoted by force; then site-a is back and fails back."""
-    from cephstack.commands.common import connect
+    from cephstack.session.connect import Settings, connect
 
     (a, b), spec_path = applied
     spec = load_spec(str(spec_path))
@@ -179,10 +179,8 @@ def test_forced_failover_drill_with_the_primary_down(applied):
     [lane] = across.lanes(spec, parts, "cinder-volume", a.outage())
     assert lane.clusters == ("site-a", "site-b") and lane.where("cinder-volume") == \
         "site-a->site-b"
-    args = type("Args", (), {"client": None, "conf": None, "keyring": None,
-                             "connect_timeout": None, "op_timeout": None})()
     shown = io.StringIO()
-    with connect(args, parts["site-a"]) as ca, connect(args, parts["site-b"]) as cb:
+    with connect(Settings(), parts["site-a"]) as ca, connect(Settings(), parts["site-b"]) as cb:
         sites = across.Sites(parts, {"site-a": ca, "site-b": cb}, 10)
         steps = lane.run(sites, Progress(shown, tty=False, ticker=False))
     names = [s.name for s in steps]
@@ -200,7 +198,7 @@ def test_cleanup_covers_every_cluster(applied):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert set(doc["clusters"]) == {"site-a", "site-b"}
-    assert all(c["error"] is None and c["removed"] == [] for c in doc["clusters"].values())
+    assert all(c["error"] is None and c["removed"] == [] for c in doc["clusters"].values()), doc
 
 
 def test_a_stopped_cluster_fails_clearly_while_the_other_is_verified(applied):

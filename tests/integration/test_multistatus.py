@@ -66,6 +66,28 @@ def test_prometheus_labels_every_sample_with_its_cluster(applied, tmp_path):
          'cephstack_status_timestamp_seconds{cluster="edge1"}'}
 
 
+def test_a_glance_image_missing_from_the_edge_store_is_listed(applied):
+    from cephstack.ceph.adapter import CephConnection, ClusterAccess
+
+    root, boxes, spec = applied
+    image = "5f0c6a3e-1b2d-4c3e-9f4a-7b8c9d0e1f2a"  # Glance names it after the image id
+    box = boxes["central"]
+    with CephConnection(ClusterAccess(str(box.conf), str(box.admin_keyring))) as conn:
+        conn.rbd("create", "images", image, 4 * 1024 * 1024)
+    try:
+        text = cli(root, "status", "-f", str(spec))
+        assert text.returncode == 0, text.stdout + text.stderr
+        [line] = [x for x in text.stdout.splitlines() if x.startswith("Glance store ")]
+        assert line.startswith("Glance store edge1 (edge1/images-edge1) lacks 1 image(s)")
+        assert image in line and "--stores edge1" in line
+        doc = json.loads(cli(root, "status", "-f", str(spec), "--output", "json").stdout)
+        assert {s["store"]: s["missing_images"] for s in doc["glance_stores"]} == {
+            "central": [], "edge1": [image]}
+    finally:
+        with CephConnection(ClusterAccess(str(box.conf), str(box.admin_keyring))) as conn:
+            conn.rbd("remove", "images", image)
+
+
 def test_a_cluster_that_is_down_is_shown_with_its_error(applied):
     root, boxes, spec = applied
     for daemon in ("mgr.x", "mon.a"):

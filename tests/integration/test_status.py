@@ -158,7 +158,8 @@ def test_status_json_field_by_field(cluster, scene):
         "cinder-volume": {"user": "client.cinder-volume", "pools": ["volume"]},
         "glance": {"user": "client.glance", "pools": ["images"]},
         "nova": {"user": "client.nova", "pools": ["vm"]}}
-    assert data["reads"] == {"mon_commands": 9, "images_opened": 6, "max_images": 1000}
+    # observe's eight (with one `config diff` per monitor), then status's own.
+    assert data["reads"] == {"mon_commands": 11, "images_opened": 6, "max_images": 1000}
     assert data["blocklist_entries"] >= 1 and data["cluster"]["status"]
     assert elapsed < 30 and data["seconds"] < 10
     expected = {  # pool -> images, snapshots, clones, trash entries
@@ -192,9 +193,11 @@ def test_status_json_field_by_field(cluster, scene):
     assert volume["backup_snapshots"] == [{"volume": Scene.backed_up, "count": 3}]
     assert volume["backup_pile_ups"] == 1
     assert pools["images"]["images_with_clones"] == 1
-    assert pools["vm"]["trash"]["images"] == [
-        {"name": Scene.trashed, "source": "USER",
-         "deferred_until": pools["vm"]["trash"]["images"][0]["deferred_until"]}]
+    [trashed] = pools["vm"]["trash"]["images"]
+    assert trashed == {"name": Scene.trashed, "source": "USER",
+                       "deferred_until": trashed["deferred_until"],
+                       "deleted_at": trashed["deleted_at"]}
+    assert pools["vm"]["trash"]["oldest_deleted_at"] == trashed["deleted_at"] is not None
     vm = pools["vm"]
     locks = {lock["image"]: lock for lock in vm["locks"]}
     assert set(locks) == {Scene.live, Scene.crashed, Scene.fenced}
@@ -212,7 +215,10 @@ def test_status_json_field_by_field(cluster, scene):
     assert vm["watched_images"] == 1
     assert vm["watchers"] == [{"image": Scene.live, "address": Scene.addresses[Scene.live]}]
     assert vm["backup_snapshots"] == [] and vm["backup_pile_ups"] == 0
-    assert len(data["notes"]) == 3  # two stale locks and one piling volume
+    # two stale locks, one piling volume and the trash's oldest entry
+    assert len(data["notes"]) == 4
+    assert f"Trash: pool vm holds 1 deleted image(s), the oldest ({Scene.trashed}) since " \
+           f"{trashed['deleted_at']}" in data["notes"]
     assert f"Stale lock: vm/{Scene.fenced} held by {locks[Scene.fenced]['entity']} at " \
            f"{Scene.addresses[Scene.fenced]}: holder blocklisted" in data["notes"]
 
@@ -247,7 +253,8 @@ def test_status_text_one_line_per_pool(cluster, scene):
     assert f"Backup snapshots piling up: volume/{Scene.backed_up} has 3 (set " \
            "backup_ceph_max_snapshots in cinder.conf)" in lines
     assert sum(line.startswith("Stale lock: vm/") for line in lines) == 2
-    assert re.search(r"^Read in [0-9.]+ s: 9 mon commands, 6 images opened \(at most 1000\)\.$",
+    # As the JSON's reads: observe's eight (a `config diff` per monitor), then status's own.
+    assert re.search(r"^Read in [0-9.]+ s: 11 mon commands, 6 images opened \(at most 1000\)\.$",
                      proc.stdout, re.M)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from cephstack.errors import SpecError
+from cephstack.plan.fleet import prefixed
 from cephstack.plan.make import CreatePool, Plan
-from cephstack.session.fleet import MirrorStep, prefixed
+from cephstack.plan.mirroring import EnableImageMode
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import availability_zone, split
 from cephstack.spec.load import PoolSpec, parse_spec
@@ -208,7 +209,7 @@ def test_plan_addresses_are_prefixed_by_cluster():
     assert [a.address for a in shown.actions] == ["edge1/pool.images"]
     assert shown.actions[0].symbol == "+" and shown.actions[0].changes()
     assert shown.unmanaged_pools == ("edge1/old",) and shown.refusals == ("edge1: no OSD",)
-    assert MirrorStep("mirroring/pool volume", "enable").kind == "mirroring"
+    assert EnableImageMode("volume", "site-a", "disabled").kind == "mirroring"
 
 
 @pytest.mark.parametrize("argv", [["report", "--html", "/nonexistent/r.html", "--conf",

@@ -11,8 +11,8 @@ import pytest
 from oslo_config import cfg
 
 from cephstack.keyfiles import Secret
+from cephstack.render.bundle import render
 from cephstack.render.model import ClusterFacts, secret_uuid
-from cephstack.render.multirender import render_clusters
 from cephstack.spec.catalog import desired_clients
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
@@ -40,7 +40,7 @@ def facts() -> dict[str, ClusterFacts]:
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("two-site")
-    for f in render_clusters(SPEC, facts(), "plain"):
+    for f in render(SPEC, facts(), "plain"):
         (root / f.path).parent.mkdir(parents=True, exist_ok=True)
         (root / f.path).write_text(f.text)
     return root
@@ -131,6 +131,11 @@ def test_nova_per_zone_uses_the_local_glance_store_and_each_cluster_secret(plain
         assert conf.libvirt.images_rbd_glance_store_name == zone
         assert conf.libvirt.images_rbd_ceph_conf == f"/etc/ceph/{zone}.conf"
         assert conf.libvirt.rbd_secret_uuid == secret_uuid(FSIDS[zone], "client.nova")
+        # Several Glance stores: Nova refuses an image missing from its zone's store
+        # rather than downloading it from another site (nova/conf/workarounds.py).
+        refuses = read_oslo(path, {"workarounds": {"never_download_image_if_on_rbd":
+                                                   cfg.BoolOpt}})
+        assert refuses.workarounds.never_download_image_if_on_rbd is True
     central = json.loads((plain / "compute-central/MANIFEST.json").read_text())
     # One secret per (cluster, user): central's Nova and Cinder, and Cinder on the
     # mirroring secondary for failed-over volumes.
@@ -144,7 +149,7 @@ def test_nova_per_zone_uses_the_local_glance_store_and_each_cluster_secret(plain
 
 
 def test_kolla_variables_name_each_backend_cluster():
-    files = {f.path: f.text for f in render_clusters(SPEC, facts(), "kolla")}
+    files = {f.path: f.text for f in render(SPEC, facts(), "kolla")}
     import yaml
 
     globals_ = yaml.safe_load(files["globals.yml"])

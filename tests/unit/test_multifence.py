@@ -8,22 +8,23 @@ import json
 import pytest
 
 from cephstack.cli import main
-from cephstack.commands.multicommands import SeveralClustersUsage
+from cephstack.commands.fence import chosen, per_cluster
 from cephstack.day2.fence import FenceResult, LockOutcome, parse_target, plan_fence, plan_unfence
-from cephstack.day2.multifence import chosen, several
 from cephstack.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     ClusterUnreachable,
+    SeveralClustersUsage,
 )
-from cephstack.report.fenceviews import fence_json, fence_text
-from cephstack.report.multifenceviews import (
+from cephstack.report.fenceviews import (
     ClusterPart,
     clusters_json,
     clusters_text,
     combined_exit_code,
+    fence_json,
     fence_summary,
+    fence_text,
     unfence_summary,
 )
 from cephstack.spec.load import parse_spec
@@ -64,15 +65,15 @@ def test_chosen_clusters_keep_the_specs_order_and_refuse_unknown_names():
     assert e.value.exit_code == EXIT_BAD_INPUT
 
 
-def test_several_only_for_a_clusters_spec_and_cluster_needs_one():
-    assert several(_Args(), parse_spec(TWO_SITE, "two.yaml")) is True
-    assert several(_Args(["edge1"]), parse_spec(TWO_SITE, "two.yaml")) is True
-    assert several(_Args(), parse_spec(ONE, "one.yaml")) is False  # one cluster: unchanged
-    assert several(_Args(), None) is False
+def test_per_cluster_only_for_a_clusters_spec_and_cluster_needs_one():
+    assert per_cluster(_Args(), parse_spec(TWO_SITE, "two.yaml")) is True
+    assert per_cluster(_Args(["edge1"]), parse_spec(TWO_SITE, "two.yaml")) is True
+    assert per_cluster(_Args(), parse_spec(ONE, "one.yaml")) is False  # one cluster: unchanged
+    assert per_cluster(_Args(), None) is False
     with pytest.raises(SeveralClustersUsage, match="the spec one.yaml has one cluster"):
-        several(_Args(["ceph"]), parse_spec(ONE, "one.yaml"))
+        per_cluster(_Args(["ceph"]), parse_spec(ONE, "one.yaml"))
     with pytest.raises(SeveralClustersUsage, match="no spec given"):
-        several(_Args(["edge1"]), None)
+        per_cluster(_Args(["edge1"]), None)
 
 
 def _parts() -> list[ClusterPart]:

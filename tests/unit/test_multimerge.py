@@ -5,8 +5,8 @@ not reached, the file untouched)."""
 
 from __future__ import annotations
 
-import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,16 +15,10 @@ from oslo_config import cfg
 from cephstack.cli import main
 from cephstack.errors import EXIT_BAD_INPUT, EXIT_UNREACHABLE, CephstackError
 from cephstack.host.merge import BACKUP_SUFFIX, merge_file
+from cephstack.render.bundle import render
 from cephstack.render.ini import sections_to_data
 from cephstack.render.model import secret_uuid
-from cephstack.render.multimerge import (
-    SERVICE_TARGETS,
-    RoleMerge,
-    choose,
-    merge_for_role,
-    role_sections,
-)
-from cephstack.render.multirender import render_clusters
+from cephstack.render.roles import SERVICE_TARGETS, RoleMerge, choose, role_sections
 from cephstack.spec.defaults import DEFAULT_SPEC
 from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_clusters_render import CINDER_BACKEND, FSIDS, SPEC, facts, read_oslo, strs
@@ -57,7 +51,7 @@ def test_a_role_reaches_only_the_clusters_its_bundle_names(role, service, cluste
 
 def test_the_sections_are_exactly_what_the_roles_bundle_merges():
     """Every fragment of every bundle, as `host install` would merge it, and nothing else."""
-    files = {f.path: f.text for f in render_clusters(SPEC, facts())}
+    files = {f.path: f.text for f in render(SPEC, facts())}
     merged = 0
     for path, text in files.items():
         if not path.endswith("/MANIFEST.json"):
@@ -119,32 +113,33 @@ def test_controller_and_backup_merges_compose_in_one_cinder_conf(tmp_path):
         "edge1", secret_uuid(FSIDS["edge1"], "client.cinder-volume"))
 
 
-def _args(role: str | None, dry_run: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(role=role, dry_run=dry_run, conf=None, keyring=None, client=None,
-                              connect_timeout=None, op_timeout=None)
+def _merge(capsys, spec_text: str, tmp_path: Path, path: Path, *flags: str) -> tuple[int, dict]:
+    """`render --merge-into PATH --role controller` of a two-site spec, and its JSON error."""
+    spec = tmp_path / "two-site.yaml"
+    spec.write_text(spec_text)
+    code = main(["render", "-f", str(spec), "--merge-into", str(path), "--role", "controller",
+                 "--output", "json", *flags])
+    return code, json.loads(capsys.readouterr().out)["error"]
 
 
-def test_clusters_not_reached_are_all_named_and_the_file_is_untouched(tmp_path):
-    from cephstack.spec.load import parse_spec
-
-    spec = parse_spec(TWO_SITE.replace("/etc/ceph/", f"{tmp_path}/absent/"), "two-site.yaml")
+def test_clusters_not_reached_are_all_named_and_the_file_is_untouched(tmp_path, capsys):
     path = tmp_path / "cinder.conf"
     path.write_text(CINDER_LVM)
-    with pytest.raises(CephstackError) as e:
-        merge_for_role(_args("controller"), spec, path, "cinder")
-    assert e.value.exit_code == EXIT_UNREACHABLE and e.value.kind == "unreachable"
-    assert e.value.message.splitlines() == [
+    absent = TWO_SITE.replace("/etc/ceph/", f"{tmp_path}/absent/")
+    code, error = _merge(capsys, absent, tmp_path, path)
+    assert code == EXIT_UNREACHABLE and error["kind"] == "unreachable"
+    assert error["message"].splitlines() == [
         f"cluster central: ceph.conf not found: {tmp_path}/absent/central.conf",
         f"cluster edge1: ceph.conf not found: {tmp_path}/absent/edge1.conf",
         f"nothing merged: {path} is unchanged"]
-    assert "clusters.central" in e.value.hint
+    assert "clusters.central" in error["hint"]
     assert path.read_text() == CINDER_LVM and not Path(f"{path}{BACKUP_SUFFIX}").exists()
 
 
-def test_one_cluster_flags_for_several_clusters_are_refused(tmp_path):
-    with pytest.raises(CephstackError, match="--conf: the spec .* has several clusters"):
-        merge_for_role(argparse.Namespace(**{**vars(_args("controller")), "conf": "x.conf"}),
-                       SPEC, tmp_path / "cinder.conf", "cinder")
+def test_one_cluster_flags_for_several_clusters_are_refused(tmp_path, capsys):
+    code, error = _merge(capsys, TWO_SITE, tmp_path, tmp_path / "cinder.conf", "--conf", "x.conf")
+    assert code == EXIT_BAD_INPUT
+    assert re.search("--conf: the spec .* has several clusters", error["message"])
 
 
 def test_role_flag_misuse_exits_2_before_any_cluster(tmp_path, capsys):

@@ -17,7 +17,7 @@ from cephstack.cli import main
 from cephstack.commands.report import BadInput
 from cephstack.day2.status import build_status
 from cephstack.errors import ClusterUnreachable
-from cephstack.report.multi import (
+from cephstack.report.pages import (
     ClusterPage,
     check_verify,
     clusters_html,
@@ -43,8 +43,8 @@ def _step(service: str, name: str, result: str = "pass") -> dict:
 
 
 def _verify() -> dict:
-    """The shape of `cephstack verify -f sites.yaml --output json` (verify/multi.py's
-    as_json), as a real run across two sandboxes wrote it: steps labelled by where they
+    """The shape of `cephstack verify -f sites.yaml --output json` (report/verifyviews.py's
+    fleet_json), as a real run across two sandboxes wrote it: steps labelled by where they
     ran, a cluster's part holding its own, the checks across clusters apart (the volume
     side of a backup across clusters is labelled with its cluster alone)."""
     central = [_step("central/glance", "upload image"),

@@ -8,10 +8,12 @@ import pytest
 
 from cephstack.ceph.auth import AUTH_IMPORT
 from cephstack.cli import main
-from cephstack.commands.multicommands import SeveralClustersUsage
-from cephstack.day2.multifence import chosen as chosen_parts
-from cephstack.day2.multirotate import Rotation, document, plan_text, resolve_targets
+from cephstack.commands.fence import chosen as chosen_parts
 from cephstack.day2.rotate import BadUsers, plan_rotation
+from cephstack.day2.rotating import Rotation, resolve_targets
+from cephstack.errors import SeveralClustersUsage
+from cephstack.report.rotateviews import document_by_cluster as document
+from cephstack.report.rotateviews import plan_text_by_cluster as plan_text
 from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec

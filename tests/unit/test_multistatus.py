@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 import re
 
-from cephstack.day2.multistatus import clusters_json, clusters_text
-from cephstack.day2.status import build_status
+from cephstack.day2.status import FleetStatus, build_status
 from cephstack.errors import ClusterUnreachable
-from cephstack.report.statusviews import clusters_prometheus, dumps, status_json, status_prometheus
+from cephstack.report.statusviews import (
+    clusters_prometheus,
+    dumps,
+    fleet_json,
+    fleet_prometheus,
+    fleet_text,
+    status_json,
+    status_prometheus,
+    status_text,
+)
 from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import parse_spec
@@ -17,6 +25,14 @@ from tests.unit.test_clusters import TWO_SITE
 from tests.unit.test_status import SPEC, MiB, _facts, _state
 
 STATUS = build_status(_state(quota=64 * MiB), _facts(), SPEC)
+
+
+def clusters_text(multi: Fleet, statuses: dict) -> str:
+    return fleet_text(FleetStatus(multi, statuses, named=True))
+
+
+def clusters_json(multi: Fleet, statuses: dict) -> dict:
+    return fleet_json(FleetStatus(multi, statuses, named=True))
 _LABELLED = re.compile(r'^(cephstack_[a-z_]+)\{cluster="(central|edge1)"(,pool="[^"]*",'
                        r'service="[^"]*")?\} (-?[0-9.e+]+)$')
 
@@ -79,3 +95,21 @@ def test_json_holds_each_clusters_status_document():
                                                   "within 3 s", "hint": "is the cluster up?"}}
     assert doc["failed"] == ["edge1"]
     assert _multi("edge1").exit_code() == 3 and _multi().exit_code() == 0
+
+
+def test_a_fleet_of_one_shows_exactly_the_one_cluster_views():
+    one = FleetStatus(Fleet({"ceph": ClusterRun("ceph", SPEC)}), {"ceph": STATUS}, named=False)
+    assert fleet_text(one) == status_text(STATUS)
+    assert fleet_json(one) == status_json(STATUS)
+    assert fleet_prometheus(one) == status_prometheus(STATUS)
+
+
+def test_one_cluster_that_cannot_be_reached_fails_as_the_command_did(tmp_path, capsys):
+    from cephstack.cli import main
+
+    missing = str(tmp_path / "none.conf")
+    for command in (["status"], ["report", "--html", str(tmp_path / "r.html")]):
+        assert main([*command, "--conf", missing, "--output", "json"]) == 3
+        assert json.loads(capsys.readouterr().out) == {"error": {
+            "kind": "unreachable", "message": f"ceph.conf not found: {missing}",
+            "hint": "pass --conf or set cluster.conf in the spec"}}

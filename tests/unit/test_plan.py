@@ -195,10 +195,11 @@ def test_creating_a_client_needs_no_key_in_the_plan():
 
 
 def test_mon_settings_come_from_the_config_database_or_defaults():
-    from cephstack.ceph.observe import _mon_setting
+    from cephstack.ceph.running import from_database
 
     config = [{"section": "global", "name": "osd_pool_default_size", "value": "2"},
               {"section": "mon", "name": "osd_pool_default_size", "value": "1"},
               {"section": "osd", "name": "mon_max_pg_per_osd", "value": "9"}]
-    assert _mon_setting(config, "osd_pool_default_size", 3) == 1  # mon beats global
-    assert _mon_setting(config, "mon_max_pg_per_osd", 250) == 250  # osd section: not the mon's
+    assert from_database(config, "osd_pool_default_size").value == "1"  # mon beats global
+    # osd section: not the mon's
+    assert from_database(config, "mon_max_pg_per_osd") == from_database([], "mon_max_pg_per_osd")

@@ -329,10 +329,9 @@ def test_rules_count_usable_osds_and_failure_domains():
 
 
 def test_default_rule_is_the_configured_one_else_the_first_replicated():
-    assert obs._default_rule(RULE_DUMP, []) == "replicated_rule"
-    config = [{"section": "global", "name": "osd_pool_default_crush_rule", "value": "2"}]
-    assert obs._default_rule(RULE_DUMP, config) == "hdd-host"
-    assert obs._default_rule(RULE_DUMP[3:], []) is None  # no replicated rule at all
+    assert obs._default_rule(RULE_DUMP, -1) == "replicated_rule"
+    assert obs._default_rule(RULE_DUMP, 2) == "hdd-host"  # osd_pool_default_crush_rule 2
+    assert obs._default_rule(RULE_DUMP[3:], -1) is None  # no replicated rule at all
 
 
 def test_health_from_status():
@@ -407,7 +406,7 @@ def test_pool_pg_states_by_pool_id():
 
 
 def test_the_plan_is_kept_when_only_its_new_pools_changed():
-    from cephstack.commands.plan_apply import still_the_plan
+    from cephstack.session.planapply import still_the_plan
 
     spec = "pools: {a: {}, b: {}, c: {}}\nservices: {glance: {user: g, pool: a}}"
     shown = plan_of(spec, cluster(pool("c")))

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).parents[2] / "cephstack"
 # Lowest first: a module may import from its own wing and the wings before it.
 LAYERS = ("base", "spec", "plan", "ceph", "render", "host", "adopt", "session", "day2",
           "verify", "report", "sandbox", "commands", "cli")
-BASE = {"__init__", "errors", "interrupt", "safefiles", "keyfiles"}
+BASE = {"__init__", "errors", "interrupt", "safefiles", "keyfiles", "text"}
 BINDINGS = {"rados", "rbd"}
 ADAPTER = "cephstack.ceph.adapter"
 

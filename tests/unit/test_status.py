@@ -34,6 +34,7 @@ from cephstack.report.statusviews import (
     COLUMNS,
     emitted_metrics,
     status_json,
+    status_notes,
     status_prometheus,
     status_text,
 )
@@ -121,7 +122,8 @@ def _facts(glance_scanned=None, images_glance=2, vm_read=True) -> StatusFacts:
                                  snapshots=0),
             "vm": PoolFacts("vm", stored=4 * MiB, used=4 * MiB, objects=9,
                             max_avail=4 * GiB, pg_states=clean, images=4, snapshots=0,
-                            trash=(TrashEntry("old_disk", "USER"),), scanned=(
+                            trash=(TrashEntry("old_disk", "USER", None,
+                                              "2026-12-01 10:00:00"),), scanned=(
                                 ImageFacts("u1_disk", watchers=("127.0.0.1:0/1",),
                                            lockers=(Locker("client.1", "auto 1",
                                                            "127.0.0.1:0/1"),)),
@@ -233,7 +235,12 @@ def test_status_json_has_everything():
     vm = next(p for p in data["pools"] if p["name"] == "vm")
     assert vm["stale_locks"] == 2 and vm["locks"][0]["address"] == "127.0.0.1:0/2"
     assert vm["trash"] == {"entries": 1, "images": [{"name": "old_disk", "source": "USER",
-                                                     "deferred_until": None}]}
+                                                     "deferred_until": None,
+                                                     "deleted_at": "2026-12-01 10:00:00"}],
+                           "oldest_deleted_at": "2026-12-01 10:00:00"}
+    assert ("Trash: pool vm holds 1 deleted image(s), the oldest (old_disk) since "
+            "2026-12-01 10:00:00") in status_notes(build_status(_state(quota=64 * MiB),
+                                                                 _facts(), SPEC))
     assert vm["watchers"] == [{"image": "u1_disk", "address": "127.0.0.1:0/1"}]
     assert data["cluster"]["status"] == "HEALTH_OK"
 

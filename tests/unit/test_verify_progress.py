@@ -32,6 +32,8 @@ def progress(tty: bool) -> tuple[Progress, io.StringIO, Clock]:
 
 
 PASSED = StepResult("cinder-volume", "create volume [rbd-fast]", PASS, 0.034, backend="rbd-fast")
+ONE_CLUSTER = parse_spec("cluster: {conf: /c, keyring: /k}\npools: {images: {}}\n"
+                         "services: {glance: {user: glance, pool: images}}\n")
 
 
 def test_a_step_line_has_result_name_and_time_and_a_failure_its_error():
@@ -114,7 +116,7 @@ def test_the_ticker_thread_redraws_and_stops():
 
 def test_json_output_keeps_stdout_one_document_and_progress_on_stderr(monkeypatch, capsys):
     from cephstack.commands import verify as command
-    from cephstack.verify import run
+    from cephstack.verify import fleet, run
 
     def fake_run_verify(spec, admin, only, progress, lock_wait, evacuate_wait):
         progress.step_done(PASSED)
@@ -123,8 +125,8 @@ def test_json_output_keeps_stdout_one_document_and_progress_on_stderr(monkeypatc
         return VerifyReport("abcd1234", steps=[PASSED])
 
     monkeypatch.setattr(run, "run_verify", fake_run_verify)
-    monkeypatch.setattr(command, "load_spec_of", lambda args: None)
-    monkeypatch.setattr(command, "connect", lambda args, spec: contextlib.nullcontext())
+    monkeypatch.setattr(command, "load_spec_of", lambda args: ONE_CLUSTER)
+    monkeypatch.setattr(fleet, "connect", lambda settings, spec: contextlib.nullcontext())
     args = argparse.Namespace(cleanup=False, only=None, lock_wait=0.0, evacuate_wait=False,
                               output="json")
     assert command.cmd_verify(args) == 0

@@ -1,36 +1,22 @@
-"""`cephstack report` for a spec with `clusters:` (commands/report.py hands such a spec here):
-every cluster observed and read at once (fleet.each: one thread each, each against its
-part of the spec, clusters.split), then ONE self-contained page: an overview (each cluster
-read or its error, plan changes, findings, pools, verify), a section per cluster with the
-one-cluster content (htmlreport.cluster_body under a heading naming the cluster), and the
-checks verify ran across clusters in a section of their own.
+"""The report page and access picture of every cluster: one cluster's page as it always
+was (report/html.py's html_report); several in ONE self-contained page: an overview (each
+cluster read or its error, plan changes, findings, pools, verify), a section per cluster
+with the one-cluster content (html.cluster_body under a heading naming the cluster), and
+the checks verify ran across clusters in a section of their own. Pure: data in, HTML out.
 
-A cluster that cannot be read keeps its error in its section and in the overview; the page
-is still written and the exit code is then non-zero (as plan's across clusters: 3 when a
-cluster is unreachable). Keys never appear: the page is built from the same masked views
-as the one-cluster page.
+Keys never appear: the page is built from the same masked views as the one-cluster page.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import time
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
+from cephstack import FORMAT_VERSION
 from cephstack.adopt.access import AccessPicture, access_svg, build_access
-from cephstack.commands.common import print_out, settings_of
-from cephstack.commands.multicommands import (
-    error_json,
-    progress_printer,
-    refuse_overrides,
-    report_failures,
-)
-from cephstack.commands.report import BadInput
-from cephstack.session import fleet
+from cephstack.errors import BadArguments, error_json
+from cephstack.report.html import html_text
 from cephstack.session.fleet import ClusterRun, Fleet
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
@@ -41,19 +27,37 @@ _CSS = ("h4{font-size:14px;margin:12px 0 4px}"
         "@media print{section.cluster{break-before:page}}")
 
 
+@dataclass
+class ClusterPage:
+    """What one cluster's section shows (once read): its fsid and cluster_body's parts."""
+
+    fsid: str
+    parts: dict[str, Any]  # status, plan, findings, access (page_parts)
+
+
+@dataclass
+class FleetPages:
+    """name -> page part of each cluster read (the others' errors are in `fleet`);
+    `named`: a spec with clusters: (a section per cluster), else one cluster's page."""
+
+    fleet: Fleet
+    pages: dict[str, ClusterPage]
+    named: bool
+
+
 # -- the verify report across clusters ---------------------------------------------------
 
 
 def check_verify(doc: dict[str, Any], path: str, spec: Spec) -> None:
     """A report of `cephstack verify -f <this spec>`: a document per cluster under
-    "clusters" (verify/multi.py's as_json), at least one of them a cluster of the spec."""
+    "clusters" (report/verifyviews.py's fleet_json), at least one of them a cluster of the spec."""
     found = doc.get("clusters")
     hint = f"cephstack verify -f {spec.path} --output json > FILE writes one"
     if not isinstance(found, dict):
-        raise BadInput(f"{path} is a verify report of one cluster; the spec {spec.path} has "
+        raise BadArguments(f"{path} is a verify report of one cluster; the spec {spec.path} has "
                        f"several ({', '.join(spec.clusters)})", hint=hint)
     if not set(found) & set(spec.clusters):
-        raise BadInput(f"{path} covers cluster(s) {', '.join(found) or '(none)'}, none of "
+        raise BadArguments(f"{path} covers cluster(s) {', '.join(found) or '(none)'}, none of "
                        f"the spec's ({', '.join(spec.clusters)})", hint=hint)
 
 
@@ -81,41 +85,13 @@ def split_verify(doc: dict[str, Any], clusters: list[str]
                  "passed": not errors and all(s.get("result") != "fail" for s in steps)}
 
 
-# -- reading every cluster ---------------------------------------------------------------
-
-
-@dataclass
-class ClusterPage:
-    """What one cluster's section shows (once read): its fsid and cluster_body's parts."""
-
-    fsid: str
-    parts: dict[str, Any]  # status, plan, findings, access (commands.report.page_parts)
-
-
-def read_clusters(args: argparse.Namespace, spec: Spec, verify: dict[str, dict[str, Any]]
-                  ) -> tuple[Fleet, dict[str, ClusterPage]]:
-    """Every cluster observed and read at once; name -> its page part for those read (the
-    others carry their error in the Fleet)."""
-    from cephstack.commands.report import observe_cluster, page_parts
-
-    multi = Fleet({name: ClusterRun(name, part) for name, part in split(spec).items()})
-    pages: dict[str, ClusterPage] = {}
-
-    def read_one(run: ClusterRun) -> None:
-        started = time.monotonic()
-        state, facts, status = observe_cluster(args, run.spec,
-                                               fleet.connect_run(settings_of(args), run))
-        access = build_access(run.spec, state, verify.get(run.name))
-        pages[run.name] = ClusterPage(state.fsid, page_parts(run.spec, state, facts, status,
-                                                             access))
-        progress_printer(args.output == "json", run.name)(
-            f"read: {len(status.pools)} pool(s) in {time.monotonic() - started:.1f} s")
-
-    try:
-        fleet.each(list(multi.runs.values()), read_one)
-    finally:
-        fleet.close(multi)
-    return multi, {n: pages[n] for n in multi.runs if n in pages}
+def verify_by_cluster(verify: dict[str, Any] | None, names: list[str], named: bool
+                      ) -> dict[str, dict[str, Any]]:
+    """Each cluster's own verify report: several clusters' split (split_verify), one
+    cluster's the report itself."""
+    if not verify:
+        return {}
+    return split_verify(verify, names)[0] if named else {names[0]: verify}
 
 
 # -- the page ----------------------------------------------------------------------------
@@ -129,10 +105,10 @@ def _anchor(name: str) -> str:
 
 def _overview_row(name: str, run: ClusterRun, page: ClusterPage | None,
                   verify: dict[str, Any] | None, given: bool) -> list[str]:
-    cells = [f'<a href="#{escape(_anchor(name))}">{escape(name)}</a>',
-             f"<code>{escape(run.spec.cluster.conf)}</code>"]
+    cells = [f'<a href="#{html_text(_anchor(name))}">{html_text(name)}</a>',
+             f"<code>{html_text(run.spec.cluster.conf)}</code>"]
     if page is None:
-        message = escape(str(run.error).splitlines()[0] if run.error else "not read")
+        message = html_text(str(run.error).splitlines()[0] if run.error else "not read")
         return [*cells, f'<span class="bad">error: {message}</span>', "-", "-", "-",
                 _verify_cell(verify, given)]
     plan, findings = page.parts["plan"], page.parts["findings"]
@@ -168,7 +144,7 @@ def _overview(multi: Fleet, pages: dict[str, ClusterPage],
     failed = [r.name for r in multi.failed]
     head = (f"{len(multi.runs)} clusters, all read." if not failed else
             f'{len(multi.runs)} clusters: <span class="bad">not read: '
-            f"{escape(', '.join(failed))}</span> (each section shows its error).")
+            f"{html_text(', '.join(failed))}</span> (each section shows its error).")
     rows = [_overview_row(name, run, pages.get(name), verify.get(name), across is not None)
             for name, run in multi.runs.items()]
     out = ['<section id="overview"><h2>Overview</h2>', f"<p>{head}</p>",
@@ -188,24 +164,24 @@ def _cluster_section(name: str, run: ClusterRun, page: ClusterPage | None,
                      verify: dict[str, Any] | None, source: str | None) -> str:
     from cephstack.report.html import Place, cluster_body
 
-    out = [f'<section class="cluster" id="{escape(_anchor(name))}">'
-           f"<h2>cluster {escape(name)}</h2>"]
+    out = [f'<section class="cluster" id="{html_text(_anchor(name))}">'
+           f"<h2>cluster {html_text(name)}</h2>"]
     if page is None:
         hint = getattr(run.error, "hint", None)
-        out.append(f'<p class="bad">Could not be read: {escape(str(run.error))}</p>'
-                   + (f'<p class="muted">Hint: {escape(hint)}</p>' if hint else "")
+        out.append(f'<p class="bad">Could not be read: {html_text(str(run.error))}</p>'
+                   + (f'<p class="muted">Hint: {html_text(hint)}</p>' if hint else "")
                    + '<p class="muted">Nothing else of this cluster is shown; the other '
                    "clusters are.</p></section>")
         return "".join(out)
-    out.append(f'<p class="meta">conf <code>{escape(run.spec.cluster.conf)}</code>, fsid '
-               f"<code>{escape(page.fsid)}</code></p>")
+    out.append(f'<p class="meta">conf <code>{html_text(run.spec.cluster.conf)}</code>, fsid '
+               f"<code>{html_text(page.fsid)}</code></p>")
     absent = None
     if source is not None and verify is None:
-        absent = f"The verify report <code>{escape(source)}</code> has no steps of this cluster."
+        absent = f"The verify report <code>{html_text(source)}</code> has no steps of this cluster."
     elif verify is not None and not verify["ran"]:
         message = (verify.get("error") or {}).get("message") or "no steps"
         absent = (f'<span class="bad">Verify could not run on this cluster: '
-                  f"{escape(str(message))}</span>")
+                  f"{html_text(str(message))}</span>")
         verify = None
     out.append(cluster_body(**page.parts, verify=verify, verify_source=source,
                             at=Place(f"{_anchor(name)}/", 3), no_verify=absent))
@@ -217,7 +193,7 @@ def _across(across: dict[str, Any], source: str) -> str:
     from cephstack.report.html import Place, verify_section
 
     out = ['<section class="cluster" id="across"><h2>Across clusters</h2>']
-    out += [f'<p class="bad">{escape(name)}: {escape(str((e or {}).get("message")))}</p>'
+    out += [f'<p class="bad">{html_text(name)}: {html_text(str((e or {}).get("message")))}</p>'
             for name, e in across["errors"].items()]
     absent = ("No checks across clusters in this report (none apply to the spec, or "
               "<code>--only</code> left them out).") if not across["steps"] else None
@@ -247,6 +223,21 @@ def clusters_html(*, generated: str, spec: Spec, multi: Fleet,
                 nav=nav, main="".join(main), css=_CSS)
 
 
+def fleet_html(found: FleetPages, *, generated: str, spec: Spec | None,
+               spec_path: str | None, verify: dict[str, Any] | None,
+               verify_source: str | None) -> str:
+    """One cluster: its page (html_report). Several: clusters_html."""
+    if not found.named:
+        from cephstack.report.html import html_report
+
+        page = next(iter(found.pages.values()))
+        return html_report(generated=generated, fsid=page.fsid, spec_path=spec_path,
+                           verify=verify, verify_source=verify_source, **page.parts)
+    assert spec is not None, "several clusters come from a spec"
+    return clusters_html(generated=generated, spec=spec, multi=found.fleet, pages=found.pages,
+                         verify=verify, verify_source=verify_source)
+
+
 # -- the access picture of every cluster -------------------------------------------------
 
 _SIZE = re.compile(r'<svg[^>]* width="(\d+)" height="(\d+)"')
@@ -264,8 +255,8 @@ def clusters_svg(pictures: dict[str, AccessPicture]) -> str:
         found = _SIZE.match(inner)
         assert found, "access_svg starts with its size"
         w, h = int(found.group(1)), int(found.group(2))
-        groups.append(f'<g id="{escape(_anchor(name))}" transform="translate(0,{y})">'
-                      f'<text class="cluster" x="16" y="26">cluster {escape(name)}</text>'
+        groups.append(f'<g id="{html_text(_anchor(name))}" transform="translate(0,{y})">'
+                      f'<text class="cluster" x="16" y="26">cluster {html_text(name)}</text>'
                       f'<g transform="translate(0,{_HEADING})">{inner}</g></g>')
         y, width = y + _HEADING + h + 16, max(width, w)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
@@ -282,32 +273,12 @@ def spec_pictures(spec: Spec, verify: dict[str, dict[str, Any]]) -> dict[str, Ac
             for name, part in split(spec).items()}
 
 
-# -- the command -------------------------------------------------------------------------
+def fleet_svg(pictures: dict[str, AccessPicture], named: bool) -> str:
+    """One cluster: its picture (access_svg). Several: clusters_svg."""
+    return clusters_svg(pictures) if named else access_svg(next(iter(pictures.values())))
 
 
-def report_clusters(args: argparse.Namespace, spec: Spec, verify: dict[str, Any] | None
-                    ) -> int:
-    """Write the page (and/or the SVG) for every cluster; the exit code."""
-    from cephstack.commands.report import generated
-    from cephstack.safefiles import write_atomic
-
-    refuse_overrides(args, spec)
-    if verify is not None:
-        check_verify(verify, args.verify, spec)
-    own = split_verify(verify, list(spec.clusters))[0] if verify else {}
-    written: list[str] = []
-    if args.html is None:  # the access pictures alone: from the spec, no cluster needed
-        write_atomic(args.svg, clusters_svg(spec_pictures(spec, own)), 0o644, dir_mode=0o755)
-        return _done(args, spec, [args.svg], None, {})
-    multi, pages = read_clusters(args, spec, own)
-    write_atomic(args.html, clusters_html(generated=generated(), spec=spec, multi=multi,
-                                          pages=pages, verify=verify,
-                                          verify_source=args.verify), 0o644, dir_mode=0o755)
-    written.append(args.html)
-    if args.svg:
-        write_atomic(args.svg, clusters_svg(spec_pictures(spec, own)), 0o644, dir_mode=0o755)
-        written.append(args.svg)
-    return _done(args, spec, written, multi, pages)
+# -- what the command prints -------------------------------------------------------------
 
 
 def result_json(spec: Spec, written: list[str], multi: Fleet | None,
@@ -315,22 +286,9 @@ def result_json(spec: Spec, written: list[str], multi: Fleet | None,
     """{"written": [...], "clusters": {name: {"pools": N, "error": ...}}, "failed": [...]}
     (pools None when not read: --svg alone reads no cluster)."""
     errors = {r.name: r.error for r in multi.failed} if multi is not None else {}
-    return {"format_version": "1", "written": written,
+    return {"format_version": FORMAT_VERSION, "written": written,
             "clusters": {name: {"pools": len(pages[name].parts["status"].pools)
                                 if name in pages else None,
                                 "error": error_json(errors[name]) if name in errors else None}
                          for name in spec.clusters},
             "failed": list(errors)}
-
-
-def _done(args: argparse.Namespace, spec: Spec, written: list[str], multi: Fleet | None,
-          pages: dict[str, ClusterPage]) -> int:
-    if args.output == "json":
-        print_out(json.dumps(result_json(spec, written, multi, pages)))
-    else:
-        print_out("\n".join(f"Wrote {w}" for w in written))
-    if multi is None:
-        return 0
-    # stdout names only the files: each error in full on stderr (the page shows it too).
-    report_failures(multi, as_json=True)
-    return multi.exit_code()

@@ -1,16 +1,16 @@
-"""verify of a spec with `clusters:`: every cluster's one-cluster verify (run.py, unchanged,
-on clusters.split()'s part) and the checks that only exist across clusters (across.py), all
-at once: one thread per cluster and one per cross-cluster check.
+"""verify over the fleet: every cluster's verify (run.py, on spec.fleet.split()'s part) and
+the checks that only exist across clusters (across.py), all at once: one thread per
+cluster and one per cross-cluster check. A spec with `cluster:` is a fleet of one: its one
+verify, with no label and no check across clusters.
 
-Every step is named by where it ran: `edge1/glance: upload image ...`, a backup across
-clusters `central->edge1/cinder-backup: ...`, the mirroring drill
+With several clusters every step is named by where it ran: `edge1/glance: upload image
+...`, a backup across clusters `central->edge1/cinder-backup: ...`, the mirroring drill
 `central->edge1/cinder-volume: failover drill: ...`. A cluster that fails (unreachable, a
 timeout) keeps its error in its part; the other clusters' steps still run and are shown.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import threading
@@ -20,10 +20,12 @@ from typing import Any
 
 from cephstack.ceph import runlock
 from cephstack.errors import EXIT_FAILED, CephstackError, Interrupted
+from cephstack.session.connect import Settings, connect
+from cephstack.session.fleet import refuse_overrides
 from cephstack.spec.fleet import split
 from cephstack.spec.load import Spec
 from cephstack.verify import across
-from cephstack.verify.cleanup import cleanup
+from cephstack.verify.cleanup import Leftovers, cleanup, cleanup_leftovers
 from cephstack.verify.model import FAIL, StepResult, VerifyReport
 from cephstack.verify.progress import Progress
 
@@ -64,12 +66,13 @@ class ClusterResult:
 
 
 @dataclass
-class MultiReport:
+class FleetReport:
     clusters: dict[str, ClusterResult]
     across: list[StepResult] = field(default_factory=list)  # labelled already
     across_run: str = ""
     across_cleanup: list[str] = field(default_factory=list)
     across_errors: dict[str, Exception] = field(default_factory=dict)  # cluster -> error
+    several: bool = False  # the spec has several clusters (steps are labelled with them)
 
     @property
     def steps(self) -> list[StepResult]:
@@ -102,6 +105,15 @@ class MultiReport:
         codes = {getattr(e, "exit_code", EXIT_FAILED) for e in errors}
         return codes.pop() if len(codes) == 1 else EXIT_FAILED
 
+    def stops(self) -> list[tuple[str, Exception]]:
+        """(cluster, why) of every part that stopped early or could not clean up."""
+        out: list[tuple[str, Exception]] = []
+        for name, c in self.clusters.items():
+            error = c.error or (c.report.error if c.report is not None else None)
+            if error is not None:
+                out.append((name, error))
+        return out + list(self.across_errors.items())
+
 
 def unreachable_step(cluster: str, error: Exception) -> StepResult:
     return StepResult(f"{cluster}/cluster", "connect as the admin", FAIL, 0.0, error=str(error),
@@ -114,21 +126,29 @@ def _hint_spec(name: str, e: CephstackError) -> None:
         e.hint = f"check clusters.{name} (conf, keyring, client) in the spec"
 
 
-def _cluster(args: argparse.Namespace, name: str, part: Spec, shared: Progress,
-             result: ClusterResult) -> None:
-    from cephstack.commands.common import connect
+@dataclass(frozen=True)
+class Options:
+    """What the command line asks of verify (besides how to reach the clusters)."""
+
+    only: str | None = None
+    evacuate_wait: bool = False
+
+
+def _cluster(settings: Settings, options: Options, name: str, part: Spec, shared: Progress,
+             result: ClusterResult, several: bool) -> None:
     from cephstack.verify.run import run_verify
 
     try:
-        with connect(args, part) as admin:
-            result.report = run_verify(part, admin, only=args.only,
-                                       progress=Labelled(shared, name),
-                                       lock_wait=args.lock_wait,
-                                       evacuate_wait=args.evacuate_wait)
+        with connect(settings, part) as admin:
+            result.report = run_verify(part, admin, only=options.only,
+                                       progress=Labelled(shared, name) if several else shared,
+                                       lock_wait=settings.lock_wait,
+                                       evacuate_wait=options.evacuate_wait)
     except CephstackError as e:
-        _hint_spec(name, e)
         result.error = e
-        shared.step_done(unreachable_step(name, e))
+        if several:  # one cluster: its error is the command's, as it always was
+            _hint_spec(name, e)
+            shared.step_done(unreachable_step(name, e))
 
 
 def _wanted(spec: Spec, only: str | None) -> list[str]:
@@ -143,24 +163,19 @@ def _wanted(spec: Spec, only: str | None) -> list[str]:
     return names
 
 
-def _across(args: argparse.Namespace, spec: Spec, parts: dict[str, Spec], shared: Progress,
-            report: MultiReport, outage: Any) -> None:
+def _across(settings: Settings, sites: across.Sites, lanes: list[across.Lane],
+            shared: Progress, report: FleetReport) -> None:
     """The cross-cluster checks, under a run lock (shared with other verifies) on each
     cluster they touch; then what they made is removed on each."""
-    from cephstack.commands.common import connect, op_timeout
-
-    sites = across.Sites(parts, {}, op_timeout(args))
-    report.across_run = sites.names.run_id
-    lanes = across.lanes(spec, parts, args.only, outage)
-    if not lanes:
-        return
+    parts = sites.parts
     needed = [n for n in parts if any(n in lane.clusters for lane in lanes)]
+
     def open_locked(name: str, stack: contextlib.ExitStack) -> None:
         try:
-            admin = connect(args, parts[name])
+            admin = connect(settings, parts[name])
             stack.callback(admin.close)
-            stack.enter_context(runlock.hold(admin, "verify", runlock.SHARED, args.lock_wait,
-                                             run=sites.names.run_id))
+            stack.enter_context(runlock.hold(admin, "verify", runlock.SHARED,
+                                             settings.lock_wait, run=sites.names.run_id))
         except CephstackError as e:
             _hint_spec(name, e)
             report.across_errors[name] = e
@@ -170,8 +185,8 @@ def _across(args: argparse.Namespace, spec: Spec, parts: dict[str, Spec], shared
     with contextlib.ExitStack() as stack:
         stacks = [stack.enter_context(contextlib.ExitStack()) for _ in needed]
         # At once: a cluster that does not answer costs its connect timeout once.
-        _each([lambda n=n, st=st: open_locked(n, st) for n, st in zip(needed, stacks,
-                                                                        strict=True)])
+        each([lambda n=n, st=st: open_locked(n, st) for n, st in zip(needed, stacks,
+                                                                       strict=True)])
         results: list[list[StepResult]] = [[] for _ in lanes]
         errors: list[BaseException | None] = [None] * len(lanes)
 
@@ -191,7 +206,7 @@ def _across(args: argparse.Namespace, spec: Spec, parts: dict[str, Spec], shared
             except BaseException as e:  # noqa: BLE001 - re-raised in this thread
                 errors[i] = e
 
-        _each([lambda i=i: run_lane(i) for i in range(len(lanes))])
+        each([lambda i=i: run_lane(i) for i in range(len(lanes))])
         for lane, found in zip(lanes, results, strict=True):
             report.across += [labelled(s, lane.where) for s in found]
         for name, admin in sites.admins.items():
@@ -205,8 +220,12 @@ def _across(args: argparse.Namespace, spec: Spec, parts: dict[str, Spec], shared
                 raise e
 
 
-def _each(calls: list[Callable[[], None]]) -> None:
-    """Run the calls at once, one thread each; return when all have ended."""
+def each(calls: list[Callable[[], None]]) -> None:
+    """Run the calls at once, one thread each (one call: in this thread); return when
+    all have ended."""
+    if len(calls) == 1:
+        calls[0]()
+        return
     threads = [threading.Thread(target=c, daemon=True, name=f"verify-clusters-{i}")
                for i, c in enumerate(calls)]
     for t in threads:
@@ -215,14 +234,17 @@ def _each(calls: list[Callable[[], None]]) -> None:
         t.join()
 
 
-def run_multi_verify(args: argparse.Namespace, spec: Spec, progress: Progress,
-                     outage: Any = None) -> MultiReport:
+def verify_fleet(settings: Settings, spec: Spec, options: Options, progress: Progress,
+                 outage: Any = None) -> FleetReport:
     """Every cluster's verify and the cross-cluster checks, at once. `outage`: the drill's
     cephstack.verify.drill.Outage (a sandbox's primary cut off: the forced failover path);
     None, the orderly one. Ctrl-C: every part cleans up, then Interrupted goes on."""
+    refuse_overrides(settings, spec)  # several clusters: each reached as the spec says
     parts = split(spec)
-    wanted = _wanted(spec, args.only)
-    report = MultiReport({n: ClusterResult(n, parts[n].cluster.conf) for n in wanted})
+    wanted = _wanted(spec, options.only)
+    several = len(parts) > 1
+    report = FleetReport({n: ClusterResult(n, parts[n].cluster.conf) for n in wanted},
+                         several=several)
     errors: list[BaseException] = []
 
     def guarded(call: Callable[[], None]) -> Callable[[], None]:
@@ -233,11 +255,14 @@ def run_multi_verify(args: argparse.Namespace, spec: Spec, progress: Progress,
                 errors.append(e)
         return run
 
-    work = [guarded(lambda n=n: _cluster(args, n, parts[n], progress, report.clusters[n]))
-            for n in wanted]
-    if args.only != "config":
-        work.append(guarded(lambda: _across(args, spec, parts, progress, report, outage)))
-    _each(work)
+    work = [guarded(lambda n=n: _cluster(settings, options, n, parts[n], progress,
+                                         report.clusters[n], several)) for n in wanted]
+    if options.only != "config":
+        sites = across.Sites(parts, {}, settings.operation_timeout)
+        report.across_run = sites.names.run_id
+        if lanes := across.lanes(spec, parts, options.only, outage):
+            work.append(guarded(lambda: _across(settings, sites, lanes, progress, report)))
+    each(work)
     for e in errors:
         if isinstance(e, Interrupted):
             raise e
@@ -246,75 +271,26 @@ def run_multi_verify(args: argparse.Namespace, spec: Spec, progress: Progress,
     return report
 
 
-# -- output -------------------------------------------------------------------------
+@dataclass
+class ClusterCleanup:
+    found: Leftovers = field(default_factory=Leftovers)
+    error: CephstackError | None = None
 
 
-def as_json(report: MultiReport) -> dict[str, Any]:
-    from cephstack.report.views import FORMAT_VERSION, verify_json
-
-    def error_json(e: Exception) -> dict[str, Any]:
-        return e.as_json() if isinstance(e, CephstackError) else {
-            "kind": "failed", "message": str(e), "hint": None}
-
-    clusters = {}
-    for name, c in report.clusters.items():
-        part: dict[str, Any] = {"conf": c.conf}
-        if c.report is not None:
-            labelled_report = replace(c.report, steps=[labelled(s, name) for s in c.report.steps])
-            part.update(verify_json(labelled_report))
-            part.pop("format_version")
-        part["error"] = error_json(c.error) if c.error is not None else part.get("error")
-        clusters[name] = part
-    return {"format_version": FORMAT_VERSION, "passed": report.passed,
-            "steps": [vars(s) for s in report.steps], "clusters": clusters,
-            "across": {"run_id": report.across_run, "steps": [vars(s) for s in report.across],
-                       "cleanup": report.across_cleanup,
-                       "errors": {n: error_json(e) for n, e in report.across_errors.items()}},
-            "failed": report.failed}
-
-
-def as_text(report: MultiReport) -> str:
-    from cephstack.report.views import verify_text
-
-    lines: list[str] = []
-    for name, c in report.clusters.items():
-        lines.append(f"== cluster {name} ({c.conf}) ==")
-        if c.report is not None:
-            lines.append(verify_text(replace(c.report, steps=[labelled(s, name)
-                                                              for s in c.report.steps])))
-        else:
-            lines.append(f"error: {name}: {c.error}")
-            if getattr(c.error, "hint", None):
-                lines.append(f"  hint: {c.error.hint}")
-        lines.append("")
-    if report.across or report.across_errors:
-        lines.append("== across clusters ==")
-        lines.append(verify_text(VerifyReport(report.across_run, steps=report.across,
-                                              cleanup=report.across_cleanup)))
-        lines += [f"error: {n}: {e}" for n, e in report.across_errors.items()]
-        lines.append("")
-    failed = report.failed
-    lines.append(f"Verify across {len(report.clusters)} clusters "
-                 + ("passed." if not failed else f"FAILED: {', '.join(failed)}."))
-    return "\n".join(lines)
-
-
-def cleanup_clusters(args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
-    """`verify --cleanup` on every cluster: cluster -> {removed, live_runs_skipped, error}."""
-    from cephstack.commands.common import connect
-    from cephstack.verify.cleanup import cleanup_leftovers
-
-    out: dict[str, Any] = {}
+def cleanup_fleet(settings: Settings, spec: Spec) -> dict[str, ClusterCleanup]:
+    """`verify --cleanup` on every cluster at once: cluster -> what it removed, or why not."""
+    refuse_overrides(settings, spec)
+    parts = split(spec)
+    out = {name: ClusterCleanup() for name in parts}
 
     def one(name: str, part: Spec) -> None:
         try:
-            with connect(args, part) as admin:
-                found = cleanup_leftovers(admin, list(part.pools))
-            out[name] = {"removed": found.removed, "live_runs_skipped": found.live_runs,
-                         "error": None}
+            with connect(settings, part) as admin:
+                out[name].found = cleanup_leftovers(admin, list(part.pools))
         except CephstackError as e:
-            _hint_spec(name, e)
-            out[name] = {"removed": [], "live_runs_skipped": [], "error": e}
+            if len(parts) > 1:
+                _hint_spec(name, e)
+            out[name].error = e
 
-    _each([lambda n=n, p=p: one(n, p) for n, p in split(spec).items()])
+    each([lambda n=n, p=p: one(n, p) for n, p in parts.items()])
     return out
