@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 
-from cephstack.errors import CephstackError, ClusterUnreachable
+from cephstack.errors import AuthFailed, BadArguments, CephstackError, ClusterUnreachable
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,35 @@ def whole_seconds(value: float) -> str:
 
 
 def check_files(access: ClusterAccess) -> None:
-    """ClusterUnreachable, naming the file, when ceph.conf or the keyring is missing."""
+    """Before anything is sent: ceph.conf missing (the cluster cannot be found: exit 3); the
+    keyring missing (bad input: exit 2) or holding no key for the user (no monitor was
+    asked: an authentication failure of this side, exit 4)."""
     if not os.path.exists(access.conf):
         raise ClusterUnreachable(f"ceph.conf not found: {access.conf}",
                                  hint="pass --conf or set cluster.conf in the spec")
-    if access.keyring and not os.path.exists(access.keyring):
-        raise ClusterUnreachable(f"keyring not found: {access.keyring}",
-                                 hint="pass --keyring or set cluster.keyring in the spec")
+    if not access.keyring:
+        return
+    if not os.path.exists(access.keyring):
+        raise BadArguments(f"keyring not found: {access.keyring}",
+                           hint="pass --keyring or set cluster.keyring in the spec")
+    try:
+        with open(access.keyring, errors="replace") as f:
+            holds = f"[{access.client}]" in f.read()
+    except OSError:
+        return  # unreadable: librados says why
+    if not holds:
+        raise AuthFailed(f"{access.keyring} holds no key for {access.client}: nothing was "
+                         "sent to the monitors", hint="pass --keyring or --id")
+
+
+def mon_addresses(conf: str) -> str:
+    """The monitor addresses ceph.conf gives (mon_host), as written; "" when not found."""
+    try:
+        with open(conf, errors="replace") as f:
+            found = re.search(r"^\s*mon[ _]host\s*=\s*(.+?)\s*$", f.read(), re.M)
+    except OSError:
+        return ""
+    return found.group(1) if found else ""
 
 
 def connect_failure(access: ClusterAccess, error: BaseException) -> CephstackError:
@@ -52,9 +75,11 @@ def connect_failure(access: ClusterAccess, error: BaseException) -> CephstackErr
                                         getattr(error, "errno", None))
     if unreadable is not None:
         return unreadable
+    tried = mon_addresses(access.conf)
     return ClusterUnreachable(
         f"cannot reach the cluster of {access.conf} as {access.client} within "
-        f"{access.connect_timeout:g} s: {error}",
+        f"{access.connect_timeout:g} s: {error}"
+        + (f" (monitors tried: {tried})" if tried else ""),
         hint="is a monitor running at the address in mon_host? "
              "(a sandbox: cephstack sandbox status)")
 

@@ -68,10 +68,6 @@ def _merge_into(args: argparse.Namespace, spec) -> int:
     from cephstack.render.roles import choose, role_sections
     from cephstack.session.rendering import read_fsids
 
-    if args.role and not spec.clusters:
-        print_err("error: --role is for a spec with clusters: (one cluster's settings are the "
-                  "same on every host); leave it out")
-        return EXIT_BAD_INPUT
     path = Path(args.merge_into)
     service = args.as_service or {"glance-api.conf": "glance", "cinder.conf": "cinder",
                                   "nova.conf": "nova"}.get(path.name)

@@ -236,3 +236,16 @@ def test_apply_refreshes_rendered_files_that_wait_for_new_users(cluster, rendere
     assert (out / "compute/etc/ceph/ceph.client.nova-two.keyring").exists()
     again = cluster.cli("render", "-f", str(renamed), "--output", "json")
     assert {f["state"] for f in json.loads(again.stdout)["files"]} == {"unchanged"}
+
+
+def test_role_names_a_role_of_a_one_cluster_spec(cluster, rendered):
+    spec, out = rendered
+    target = cluster.workdir / "etc" / "role-nova.conf"
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("[DEFAULT]\nmy_ip = 10.0.0.5\n")
+    merged = cluster.cli("render", "-f", str(spec), "--merge-into", str(target), "--as", "nova",
+                         "--role", "compute")
+    assert merged.returncode == 0, merged.stderr
+    compute = (out / "compute" / "fragments" / "nova.conf").read_text()
+    for line in ("images_type = rbd", "images_rbd_pool = vm", "rbd_user = nova"):
+        assert line in target.read_text() and line in compute

@@ -147,9 +147,11 @@ def test_role_flag_misuse_exits_2_before_any_cluster(tmp_path, capsys):
     one.write_text(DEFAULT_SPEC)
     target = tmp_path / "nova.conf"
     target.write_text("[libvirt]\n")
+    # One cluster: --role names one of its roles (issue 19: it is no longer refused), and a
+    # role without settings for the file is still refused before any cluster is reached.
     assert main(["render", "-f", str(one), "--merge-into", str(target), "--role",
-                 "compute"]) == 2
-    assert "--role is for a spec with clusters:" in capsys.readouterr().err
+                 "controller"]) == 2
+    assert "role controller has no nova settings" in capsys.readouterr().err
     two = tmp_path / "two.yaml"
     two.write_text(TWO_SITE)
     assert main(["render", "-f", str(two), "--out", str(tmp_path / "out"), "--role",

@@ -54,3 +54,41 @@ def test_plan_text_shows_hostile_names_escaped():
                 refusals=(), fingerprint="f")
     text = plan_text(plan)
     assert "\x1b" not in text and "evil\\x1b[2Jpool" in text
+
+
+def _conf(tmp_path, mon_host: str = "v2:127.0.0.1:1"):
+    conf = tmp_path / "ceph.conf"
+    conf.write_text(f"[global]\nmon host = {mon_host}\nauth supported = cephx\n")
+    return conf
+
+
+def test_a_missing_keyring_is_bad_input_not_an_unreachable_cluster(tmp_path, capsys):
+    from cephstack.cli import main
+
+    code = main(["status", "--conf", str(_conf(tmp_path)), "--keyring",
+                 str(tmp_path / "absent.keyring")])
+    assert code == 2
+    assert "error: keyring not found:" in capsys.readouterr().err
+
+
+def test_a_keyring_without_the_users_key_asks_no_monitor(tmp_path, capsys):
+    from cephstack.cli import main
+
+    keyring = tmp_path / "other.keyring"
+    keyring.write_text("[client.other]\n\tkey = AQBn0nNlAAAAABAAGk6Y3g5R0cW4vMzVd3iaVQ==\n")
+    code = main(["status", "--conf", str(_conf(tmp_path)), "--keyring", str(keyring)])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert f"{keyring} holds no key for client.admin: nothing was sent to the monitors" in err
+    assert "the monitors refused" not in err
+
+
+def test_an_unreachable_cluster_names_the_monitors_it_tried(tmp_path, capsys):
+    from cephstack.cli import main
+
+    keyring = tmp_path / "admin.keyring"
+    keyring.write_text("[client.admin]\n\tkey = AQBn0nNlAAAAABAAGk6Y3g5R0cW4vMzVd3iaVQ==\n")
+    code = main(["status", "--conf", str(_conf(tmp_path, "v2:127.0.0.1:9")), "--keyring",
+                 str(keyring), "--connect-timeout", "1"])
+    assert code == 3
+    assert "(monitors tried: v2:127.0.0.1:9)" in capsys.readouterr().err
