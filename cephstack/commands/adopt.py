@@ -103,10 +103,11 @@ def audit_findings(args: argparse.Namespace, spec, conn) -> list:
     volume_pools = sorted({p for r in roles if r.service == "cinder-volume"
                            for p in r.pools} & set(state.pools))
     snapshots = volume_snapshots(conn, volume_pools)
+    from cephstack.adopt.recordaudit import record_findings
     from cephstack.adopt.trashaudit import unpurged
 
-    return audit(state, spec, state.keyring_files, snapshots) + unpurged(conn, spec,
-                                                                         volume_pools)
+    return (audit(state, spec, state.keyring_files, snapshots)
+            + unpurged(conn, spec, volume_pools) + record_findings(conn, spec, state))
 
 
 def _service_files(args: argparse.Namespace):

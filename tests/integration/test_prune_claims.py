@@ -127,6 +127,10 @@ def test_records_edited_to_name_ceph_users_or_files_outside_are_not_acted_on(app
     assert "client.bootstrap-osd is not a user cephstack creates" in plan.stdout
     assert "client.admin is not a user cephstack creates" in plan.stdout
     assert f"{applied.box.admin_keyring} is not in the spec's keyring directory" in plan.stdout
+    audit = applied.cli("audit", "-f", _a_spec(applied, scratch=True), "--output", "json")
+    doubted = [f["what"] for f in json.loads(audit.stdout)["findings"]
+               if f["id"] == "record-not-believed"]  # audit says it too
+    assert any("client.bootstrap-osd is not a user cephstack creates" in d for d in doubted)
     done = applied.cli("apply", "-f", _a_spec(applied, scratch=True), "--prune", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
     assert _world(applied) == before
@@ -171,6 +175,8 @@ def test_old_records_are_pruned_only_once_adopted(applied):
     plan = applied.cli("plan", "-f", spec, "--prune")
     assert "record(s) from before records were kept per spec (pool legacy)" in plan.stdout
     assert "- pool.legacy" not in plan.stdout
+    audit = applied.cli("audit", "-f", spec, "--output", "json")
+    assert "records-before-per-spec" in {f["id"] for f in json.loads(audit.stdout)["findings"]}
     cancelled = applied.cli("records", "adopt", "-f", spec)  # no terminal, no --yes
     assert cancelled.returncode == 1 and "--yes not given: no record adopted" in cancelled.stderr
     adopted = applied.cli("records", "adopt", "-f", spec, "--yes")
