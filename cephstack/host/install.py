@@ -331,4 +331,7 @@ def _checks(m: Manifest, root: _Root, progress: Callable[[str], None]) -> list[C
                                            c["entity"], c["pool"]))
     for w in m.writable_by:
         results.append(user_can_write(w["unix_user"], str(root.locate(w["directory"]).real)))
-    return results
+    # As the operator named the root (the checks ran on its links resolved).
+    real, given = f"{root.real}/", str(root.given).rstrip("/") + "/"
+    return [replace(r, what=r.what.replace(real, given)) for r in results] \
+        if real != given else results
