@@ -156,20 +156,8 @@ class _Drill:
                   self.as_cinder(a, "mirror snapshot", mirror.create_snapshot))
         self.step(f"replicated to {b.site}", self.replicated(a, b))
         self.step(f"byte-equal on {b.site}", lambda: self.equal_on(b))
-        if outage is None:
-            self.step(f"demote on {a.site}", self.as_cinder(a, "demoted", mirror.demote))
-            self.step(f"demotion replicated to {b.site}", self.replicated(a, b))
-            self.step(f"promote on {b.site}", self.as_cinder(b, "promoted", mirror.promote))
-        else:
-            self.step(f"{a.site} unreachable", lambda: self.cut(outage))
-            self.step(f"forced promote on {b.site}",
-                      self.as_cinder(b, "promoted (forced)", mirror.promote, force=True))
-        self.step(f"{b.site} serves the volume read-write", lambda: self.write_on(b))
-        if outage is not None:
-            self.step(f"{a.site} back", self.restore)
-            self.step(f"demote on {a.site} (split brain)",
-                      self.as_cinder(a, "demoted", mirror.demote))
-            self.step(f"resync on {a.site}", self.as_cinder(a, "resync flagged", mirror.resync))
+        self.fail_over(outage, lambda: self.step(f"demotion replicated to {b.site}",
+                                                 self.replicated(a, b)))
         # Before failing back, the old primary must be replaying the new one: demoted
         # before it has, the new primary's demotion would never be picked up there.
         self.step(f"mirror snapshot on {b.site}",
@@ -184,6 +172,26 @@ class _Drill:
                   self.as_cinder(a, "mirror snapshot", mirror.create_snapshot))
         self.step(f"replicated to {b.site} again", self.replicated(a, b))
         self.step(f"byte-equal on {b.site} again", lambda: self.equal_on(b))
+
+    def fail_over(self, outage: Outage | None, after_demote: Callable[[], None]) -> None:
+        """Orderly (demote, `after_demote`, promote) or forced (the primary cut off: a
+        forced promote), then a write on the new primary; after a forced one, the old
+        primary back, demoted (split brain) and flagged for resync."""
+        a, b = self.a, self.b
+        if outage is None:
+            self.step(f"demote on {a.site}", self.as_cinder(a, "demoted", mirror.demote))
+            after_demote()
+            self.step(f"promote on {b.site}", self.as_cinder(b, "promoted", mirror.promote))
+        else:
+            self.step(f"{a.site} unreachable", lambda: self.cut(outage))
+            self.step(f"forced promote on {b.site}",
+                      self.as_cinder(b, "promoted (forced)", mirror.promote, force=True))
+        self.step(f"{b.site} serves the volume read-write", lambda: self.write_on(b))
+        if outage is not None:
+            self.step(f"{a.site} back", self.restore)
+            self.step(f"demote on {a.site} (split brain)",
+                      self.as_cinder(a, "demoted", mirror.demote))
+            self.step(f"resync on {a.site}", self.as_cinder(a, "resync flagged", mirror.resync))
 
     def cut(self, outage: Outage) -> str:
         self.outage = outage
