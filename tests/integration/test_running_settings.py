@@ -57,5 +57,6 @@ def test_a_limit_set_with_tell_is_the_one_planned_with(cluster: Cluster) -> None
     assert plan["settings"]["mon_max_pg_per_osd"] == {"value": "100", "source": "override",
                                                       "monitors": "mon.a"}
     [refusal] = plan["refusals"]
-    assert "mon_max_pg_per_osd 100 (set with `ceph tell`) x 1 OSD(s) in = 100" in refusal
+    assert ("mon_max_pg_per_osd 100 x 1 OSD(s) in = 100 (mon_max_pg_per_osd set with "
+            "`ceph tell`)") in refusal
     assert code != 0 and "Refused: placement-group budget exceeded" in text
