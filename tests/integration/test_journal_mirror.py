@@ -25,10 +25,12 @@ def mirrored(sites):  # noqa: F811 - test_mirror's fixture
 
 
 def _drill(sites, outage=None):  # noqa: F811 - test_mirror's fixture name
+    # rbd-mirror restarts its replayer after a switch of direction: 60-85 s on an idle
+    # 2-core machine, more while other suites run; the bound only matters on failure.
     (a, ca), (b, cb) = sites
     lines: list[str] = []
     steps, lags = journal_drill(DrillSite("site-a", ca, _cinder(a)),
-                                DrillSite("site-b", cb, _cinder(b)), POOL, timeout=150,
+                                DrillSite("site-b", cb, _cinder(b)), POOL, timeout=300,
                                 outage=outage, progress=lines.append)
     print("\n".join(lines))
     assert not [s for s in steps if not s.ok], "\n".join(lines)
@@ -44,7 +46,7 @@ def test_journal_drill_orderly(mirrored):
     assert "journal mode" in steps[1].detail
     assert "promote on site-b" in names and "promote on site-a" in names
     assert names[-2:] == ["replayed on site-b again", "clean up"]
-    assert len(lags) == 4 and all(0 <= lag < 150 for lag in lags)
+    assert len(lags) == 4 and all(0 <= lag < 300 for lag in lags)
     assert "replay lag" in steps[4].detail
 
 
